@@ -1,0 +1,31 @@
+// Command petrel runs ML training jobs and inference services from one spec,
+// on the local engine or on Kubernetes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/petrel-dev/petrel/internal/cli/factory"
+	"github.com/petrel-dev/petrel/internal/cli/root"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	f := &factory.Factory{IO: factory.System()}
+	cmd := root.NewCmd(f)
+	err := cmd.ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		var ec interface{ ExitCode() int }
+		if e, ok := err.(interface{ ExitCode() int }); ok {
+			ec = e
+			os.Exit(ec.ExitCode())
+		}
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,267 @@
+// Package backend defines the interface every petrel target implements (the
+// local engine through its HTTP client, and Kubernetes) and the shared
+// status vocabulary: jobs with attempts and conditions, services with
+// replicas, volumes, events and findings. Every CLI command has one code
+// path: it talks to a Backend.
+package backend
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
+	"github.com/petrel-dev/petrel/internal/spec"
+)
+
+// Backend is a place workloads run. Methods return ErrNotFound (wrapped)
+// for a missing object; other errors are one sentence with the fix.
+type Backend interface {
+	// Apply creates or updates the objects of docs, volumes first. It
+	// validates everything before changing anything.
+	Apply(ctx context.Context, docs []*spec.Document) ([]Applied, error)
+
+	// GetJob returns one training job's status.
+	GetJob(ctx context.Context, name string) (*Job, error)
+	// ListJobs returns every training job, oldest first.
+	ListJobs(ctx context.Context) ([]Job, error)
+	// WatchJob sends the job's status on every change until ctx ends or
+	// the job finishes (the last value sent is final). The channel closes.
+	WatchJob(ctx context.Context, name string) (<-chan Job, error)
+
+	// GetService returns one inference service's status.
+	GetService(ctx context.Context, name string) (*Service, error)
+	// ListServices returns every inference service.
+	ListServices(ctx context.Context) ([]Service, error)
+	// Scale sets a service's replica count (autoscaling off until the next apply).
+	Scale(ctx context.Context, name string, replicas int32) error
+
+	// ListVolumes returns every volume.
+	ListVolumes(ctx context.Context) ([]VolumeStatus, error)
+
+	// Logs writes a workload's output to w. For a job, opts.Attempt
+	// selects one attempt (0-based; -1 = every attempt, with prefixes);
+	// for a service, opts.Replica selects one replica. Follow keeps
+	// streaming until the workload ends or ctx is cancelled.
+	Logs(ctx context.Context, ref Ref, opts LogOptions, w io.Writer) error
+
+	// Metrics returns a job's training metrics, in the order reported.
+	Metrics(ctx context.Context, name string) ([]MetricPoint, error)
+
+	// Delete removes a workload or volume and everything the backend made
+	// for it; running processes/pods are stopped first.
+	Delete(ctx context.Context, ref Ref) error
+
+	// Diagnose explains what is wrong with a workload, if anything.
+	Diagnose(ctx context.Context, ref Ref) ([]Finding, error)
+}
+
+// ErrNotFound is wrapped by errors for objects that do not exist.
+var ErrNotFound = errors.New("not found")
+
+// Ref names one object: Kind is "job", "service", "volume" or "pod".
+type Ref struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// Applied reports what Apply did to one object.
+type Applied struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Action string `json:"action"` // created, configured, unchanged
+}
+
+// LogOptions selects and streams logs.
+type LogOptions struct {
+	Attempt int  `json:"attempt"` // -1 = all
+	Replica int  `json:"replica"` // -1 = all
+	Follow  bool `json:"follow"`
+}
+
+// Condition mirrors batch/v1 JobCondition / metav1.Condition.
+type Condition struct {
+	Type               string    `json:"type"`   // Complete, Failed, Available, Progressing
+	Status             string    `json:"status"` // True, False
+	Reason             string    `json:"reason,omitempty"`
+	Message            string    `json:"message,omitempty"`
+	LastTransitionTime time.Time `json:"lastTransitionTime"`
+}
+
+// Job phases (summaries of the conditions, for get's STATUS column).
+const (
+	JobPending  = "Pending"
+	JobRunning  = "Running"
+	JobComplete = "Complete"
+	JobFailed   = "Failed"
+)
+
+// Job condition reasons, as the batch/v1 Job controller sets them.
+const (
+	ReasonBackoffLimitExceeded = "BackoffLimitExceeded"
+	ReasonDeadlineExceeded     = "DeadlineExceeded"
+	ReasonPodFailurePolicy     = "PodFailurePolicy"
+)
+
+// Attempt termination reasons, as a container's terminated state reports them.
+const (
+	ReasonCompleted  = "Completed"
+	ReasonError      = "Error"
+	ReasonOOMKilled  = "OOMKilled"
+	ReasonStartError = "StartError"
+	// ReasonDeadlineExceeded is also used for an attempt killed by the deadline.
+)
+
+// Job is a training job's observed state.
+type Job struct {
+	Name      string                   `json:"name"`
+	Namespace string                   `json:"namespace,omitempty"`
+	Spec      v1alpha1.TrainingJobSpec `json:"spec"`
+	// Phase is Pending, Running, Complete or Failed.
+	Phase          string      `json:"phase"`
+	Conditions     []Condition `json:"conditions,omitempty"`
+	Attempts       []Attempt   `json:"attempts,omitempty"`
+	CreationTime   time.Time   `json:"creationTime"`
+	StartTime      *time.Time  `json:"startTime,omitempty"`
+	CompletionTime *time.Time  `json:"completionTime,omitempty"`
+	// Active, Succeeded and Failed count attempts, as batch/v1 JobStatus.
+	Active    int32 `json:"active"`
+	Succeeded int32 `json:"succeeded"`
+	Failed    int32 `json:"failed"`
+	// Waiting says why no attempt runs now, e.g. "waiting for 2 GPUs, 1
+	// free" or "back-off 20s before attempt 3"; empty when running or done.
+	Waiting string `json:"waiting,omitempty"`
+	// Notes are facts about how the job runs, e.g. that memory limits
+	// cannot be enforced on this host.
+	Notes []string `json:"notes,omitempty"`
+	// LastMetrics is the latest value of each reported metric.
+	LastMetrics map[string]float64 `json:"lastMetrics,omitempty"`
+}
+
+// Finished reports whether the job has a Complete or Failed condition.
+func (j *Job) Finished() bool { return j.Phase == JobComplete || j.Phase == JobFailed }
+
+// FinalCondition returns the Complete or Failed condition, or nil.
+func (j *Job) FinalCondition() *Condition {
+	for i := range j.Conditions {
+		c := &j.Conditions[i]
+		if (c.Type == JobComplete || c.Type == JobFailed) && c.Status == "True" {
+			return c
+		}
+	}
+	return nil
+}
+
+// Attempt is one run of a job's command: a pod on Kubernetes.
+type Attempt struct {
+	Index int    `json:"index"` // 0-based
+	Name  string `json:"name"`  // pod name, or JOB-N locally
+	// Phase is Pending, Running, Succeeded or Failed (pod phases).
+	Phase     string     `json:"phase"`
+	StartTime *time.Time `json:"startTime,omitempty"`
+	EndTime   *time.Time `json:"endTime,omitempty"`
+	ExitCode  *int32     `json:"exitCode,omitempty"`
+	// Reason is Completed, Error, OOMKilled, DeadlineExceeded or StartError
+	// once finished; a waiting reason (ImagePullBackOff …) on Kubernetes.
+	Reason  string   `json:"reason,omitempty"`
+	Message string   `json:"message,omitempty"`
+	GPUs    []string `json:"gpus,omitempty"` // device indices or UUIDs
+	Node    string   `json:"node,omitempty"`
+	// Ignored is true when podFailurePolicy's Ignore action matched, so the
+	// failure did not count against backoffLimit.
+	Ignored bool `json:"ignored,omitempty"`
+}
+
+// MetricPoint is one training metric sample (Katib's stdout format
+// "epoch=3 loss=0.41 accuracy=0.93" yields one point per name).
+type MetricPoint struct {
+	Attempt int       `json:"attempt"`
+	Time    time.Time `json:"time"`
+	Name    string    `json:"name"`
+	Value   float64   `json:"value"`
+}
+
+// VolumeStatus is a volume's observed state.
+type VolumeStatus struct {
+	Name string              `json:"name"`
+	Spec v1alpha1.VolumeSpec `json:"spec"`
+	// Path is the local directory (local engine) or the PVC name (Kubernetes).
+	Path  string `json:"path"`
+	Phase string `json:"phase"` // Bound, Pending
+	// CreationTime is when the volume was first created.
+	CreationTime time.Time `json:"creationTime"`
+}
+
+// Service is an inference service's observed state.
+type Service struct {
+	Name      string                        `json:"name"`
+	Namespace string                        `json:"namespace,omitempty"`
+	Spec      v1alpha1.InferenceServiceSpec `json:"spec"`
+	// URL is the stable endpoint, e.g. http://127.0.0.1:8080.
+	URL             string      `json:"url"`
+	DesiredReplicas int32       `json:"desiredReplicas"`
+	ReadyReplicas   int32       `json:"readyReplicas"`
+	Replicas        []Replica   `json:"replicas,omitempty"`
+	Conditions      []Condition `json:"conditions,omitempty"`
+	// Metric is the autoscaling metric's current value against its target,
+	// e.g. "cpu 142% / 70%"; empty without autoscaling.
+	Metric string  `json:"metric,omitempty"`
+	Events []Event `json:"events,omitempty"`
+	// Generation increases with every changed spec (rolling update).
+	Generation   int64     `json:"generation"`
+	CreationTime time.Time `json:"creationTime"`
+}
+
+// Replica is one server process (a pod on Kubernetes).
+type Replica struct {
+	Index      int        `json:"index"`
+	Name       string     `json:"name"`
+	Generation int64      `json:"generation"`
+	Phase      string     `json:"phase"` // Pending, Running, Terminating, Failed
+	Ready      bool       `json:"ready"`
+	Port       int        `json:"port,omitempty"`
+	Restarts   int32      `json:"restarts"`
+	LastReason string     `json:"lastReason,omitempty"` // e.g. Error, OOMKilled, LivenessProbeFailed
+	StartTime  *time.Time `json:"startTime,omitempty"`
+	InFlight   int64      `json:"inFlight"`
+	Node       string     `json:"node,omitempty"`
+}
+
+// Event is something that happened to a workload, as core/v1 Event.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`   // Normal, Warning
+	Reason  string    `json:"reason"` // e.g. SuccessfulRescale, BackOff
+	Message string    `json:"message"`
+}
+
+// Severity of a lint or diagnose finding.
+type Severity string
+
+// Severities, most severe first.
+const (
+	SeverityError   Severity = "error"
+	SeverityWarning Severity = "warning"
+	SeverityInfo    Severity = "info"
+)
+
+// Finding is one conclusion of lint or diagnose: what is wrong (one
+// sentence), the evidence it rests on, and the fix.
+type Finding struct {
+	// RuleID is a stable identifier, e.g. "PTL001" or "gpu-insufficient".
+	RuleID   string   `json:"ruleID"`
+	Severity Severity `json:"severity"`
+	// Object is "Kind/name" of the object concerned.
+	Object  string `json:"object,omitempty"`
+	Message string `json:"message"`
+	// Evidence quotes the status field, event or line the finding rests on.
+	Evidence []string `json:"evidence,omitempty"`
+	Fix      string   `json:"fix,omitempty"`
+	// Permanent is true when waiting will not help (diagnose only).
+	Permanent bool `json:"permanent,omitempty"`
+	// File, Line and Col locate the finding in its input (lint only).
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	Col  int    `json:"col,omitempty"`
+}
