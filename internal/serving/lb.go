@@ -1,0 +1,328 @@
+package serving
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Endpoint is one replica as the load balancer sees it: an address and
+// whether it may receive traffic (the Ready condition of an Endpoints
+// address in Kubernetes).
+type Endpoint struct {
+	Name     string
+	URL      *url.URL
+	ready    atomic.Bool
+	draining atomic.Bool
+	inFlight atomic.Int64
+	// idle is closed and replaced whenever inFlight drops to zero.
+	mu   sync.Mutex
+	idle chan struct{}
+	// samples accumulate in-flight counts for the concurrency metric.
+	sampleSum   atomic.Int64
+	sampleCount atomic.Int64
+}
+
+// InFlight returns the number of requests the load balancer has sent to
+// the endpoint that have not finished.
+func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
+
+// Ready reports whether the endpoint receives new requests.
+func (e *Endpoint) Ready() bool { return e.ready.Load() && !e.draining.Load() }
+
+func (e *Endpoint) done() {
+	if e.inFlight.Add(-1) == 0 {
+		e.mu.Lock()
+		if e.idle != nil {
+			close(e.idle)
+			e.idle = nil
+		}
+		e.mu.Unlock()
+	}
+}
+
+// LoadBalancer is a reverse proxy on a local address that sends each
+// request to the ready endpoint with the fewest outstanding requests (ties
+// broken round-robin). It keeps connections to endpoints alive, never
+// retries a request that is not idempotent, retries GET and HEAD once on
+// another endpoint when the connection is refused, and answers 503 with a
+// JSON body when no endpoint is ready. It plays the part of a Kubernetes
+// Service plus its Endpoints.
+type LoadBalancer struct {
+	// Service names the service in error bodies.
+	Service string
+
+	endpoints atomic.Pointer[[]*Endpoint]
+	writeMu   sync.Mutex // serialises copy-on-write updates of endpoints
+	next      atomic.Uint64
+	proxy     *httputil.ReverseProxy
+	transport *http.Transport
+	server    *http.Server
+	listener  net.Listener
+}
+
+type lbKey struct{}
+
+type lbState struct {
+	ep      *Endpoint
+	retried bool
+	tried   []*Endpoint
+}
+
+// NewLoadBalancer returns a load balancer with no endpoints.
+func NewLoadBalancer(service string) *LoadBalancer {
+	lb := &LoadBalancer{Service: service}
+	empty := []*Endpoint{}
+	lb.endpoints.Store(&empty)
+	lb.transport = &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	lb.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			st := pr.In.Context().Value(lbKey{}).(*lbState)
+			pr.SetURL(st.ep.URL)
+			pr.SetXForwarded()
+		},
+		Transport:    lb.transport,
+		BufferPool:   bufferPool{},
+		ErrorHandler: lb.proxyError,
+		// Flush streamed responses (server-sent events, chunked) at once.
+		FlushInterval: -1,
+	}
+	return lb
+}
+
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// Listen binds addr (e.g. "127.0.0.1:0" for an assigned port) and serves
+// until Close. It returns the bound address.
+func (lb *LoadBalancer) Listen(addr string) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("listen on %s for service %q: %w; choose another port", addr, lb.Service, err)
+	}
+	lb.listener = l
+	lb.server = &http.Server{Handler: lb, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	go lb.server.Serve(l) //nolint:errcheck // returns ErrServerClosed on Close
+	return l.Addr().String(), nil
+}
+
+// URL returns the load balancer's base URL once Listen succeeded.
+func (lb *LoadBalancer) URL() string {
+	if lb.listener == nil {
+		return ""
+	}
+	return "http://" + lb.listener.Addr().String()
+}
+
+// Close stops listening, ends open connections and idle keep-alives.
+func (lb *LoadBalancer) Close() error {
+	var err error
+	if lb.server != nil {
+		err = lb.server.Close()
+	}
+	lb.transport.CloseIdleConnections()
+	return err
+}
+
+// Add registers an endpoint (not ready) and returns it; an existing
+// endpoint of the same name is returned unchanged.
+func (lb *LoadBalancer) Add(name string, u *url.URL) *Endpoint {
+	lb.writeMu.Lock()
+	defer lb.writeMu.Unlock()
+	cur := *lb.endpoints.Load()
+	for _, e := range cur {
+		if e.Name == name {
+			return e
+		}
+	}
+	e := &Endpoint{Name: name, URL: u}
+	next := append(slices.Clone(cur), e)
+	lb.endpoints.Store(&next)
+	return e
+}
+
+// Remove forgets an endpoint at once; requests in flight to it finish.
+func (lb *LoadBalancer) Remove(name string) {
+	lb.writeMu.Lock()
+	defer lb.writeMu.Unlock()
+	cur := *lb.endpoints.Load()
+	next := slices.DeleteFunc(slices.Clone(cur), func(e *Endpoint) bool { return e.Name == name })
+	lb.endpoints.Store(&next)
+}
+
+// SetReady marks an endpoint ready or not; unknown names are ignored.
+func (lb *LoadBalancer) SetReady(name string, ready bool) {
+	if e := lb.Get(name); e != nil {
+		e.ready.Store(ready)
+	}
+}
+
+// Get returns the named endpoint or nil.
+func (lb *LoadBalancer) Get(name string) *Endpoint {
+	for _, e := range *lb.endpoints.Load() {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// Endpoints returns a snapshot of the endpoints.
+func (lb *LoadBalancer) Endpoints() []*Endpoint { return slices.Clone(*lb.endpoints.Load()) }
+
+// Drain stops routing new requests to the endpoint and waits until its
+// in-flight count is zero or ctx ends (then it returns ctx's error). The
+// endpoint stays registered; Remove it afterwards.
+func (lb *LoadBalancer) Drain(ctx context.Context, name string) error {
+	e := lb.Get(name)
+	if e == nil {
+		return nil
+	}
+	e.draining.Store(true)
+	for {
+		e.mu.Lock()
+		if e.inFlight.Load() == 0 {
+			e.mu.Unlock()
+			return nil
+		}
+		if e.idle == nil {
+			e.idle = make(chan struct{})
+		}
+		idle := e.idle
+		e.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("drain %s: %d requests still in flight: %w", name, e.inFlight.Load(), ctx.Err())
+		}
+	}
+}
+
+// pick returns the ready endpoint with the fewest in-flight requests,
+// skipping those in skip, starting the scan at a rotating offset so ties
+// spread round-robin.
+func (lb *LoadBalancer) pick(skip []*Endpoint) *Endpoint {
+	eps := *lb.endpoints.Load()
+	n := len(eps)
+	if n == 0 {
+		return nil
+	}
+	start := int(lb.next.Add(1) % uint64(n))
+	var best *Endpoint
+	var bestLoad int64
+	for i := 0; i < n; i++ {
+		e := eps[(start+i)%n]
+		if !e.Ready() || slices.Contains(skip, e) {
+			continue
+		}
+		if l := e.inFlight.Load(); best == nil || l < bestLoad {
+			best, bestLoad = e, l
+		}
+	}
+	return best
+}
+
+// ServeHTTP implements http.Handler.
+func (lb *LoadBalancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &lbState{}
+	lb.serve(w, r.WithContext(context.WithValue(r.Context(), lbKey{}, st)), st)
+}
+
+func (lb *LoadBalancer) serve(w http.ResponseWriter, r *http.Request, st *lbState) {
+	ep := lb.pick(st.tried)
+	if ep == nil {
+		lb.unavailable(w)
+		return
+	}
+	ep.inFlight.Add(1)
+	defer ep.done()
+	if ep.draining.Load() {
+		// Drain started between pick and the increment: Drain may have
+		// seen zero in flight, so this request must go elsewhere.
+		st.tried = append(st.tried, ep)
+		lb.serve(w, r, st)
+		return
+	}
+	st.ep = ep
+	st.tried = append(st.tried, ep)
+	lb.proxy.ServeHTTP(w, r)
+}
+
+// proxyError answers a failed proxy attempt: an idempotent request with no
+// body whose connection was refused is retried once on another endpoint;
+// anything else is a 502.
+func (lb *LoadBalancer) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st := r.Context().Value(lbKey{}).(*lbState)
+	idempotent := (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0)
+	if idempotent && !st.retried && errors.Is(err, syscall.ECONNREFUSED) {
+		st.retried = true
+		lb.serve(w, r, st)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	writeJSONError(w, http.StatusBadGateway, fmt.Sprintf("replica %s of service %q failed: %v", st.ep.Name, lb.Service, err),
+		"retry the request; petrel describe service "+lb.Service+" shows the replica's restarts")
+}
+
+func (lb *LoadBalancer) unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeJSONError(w, http.StatusServiceUnavailable, fmt.Sprintf("no ready replica for service %q", lb.Service),
+		"wait for a replica to pass its readiness probe; petrel describe service "+lb.Service+" shows why none is ready")
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg, fix string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg, "fix": fix}) //nolint:errcheck
+}
+
+// SampleInFlight records each ready endpoint's current in-flight count
+// for the concurrency metric; call it at a steady rate.
+func (lb *LoadBalancer) SampleInFlight() {
+	for _, e := range *lb.endpoints.Load() {
+		if e.Ready() {
+			e.sampleSum.Add(e.inFlight.Load())
+			e.sampleCount.Add(1)
+		}
+	}
+}
+
+// TakeConcurrency returns the average sampled in-flight count of the named
+// endpoint since the last call, and false when it was never sampled ready
+// in that time (a missing metric).
+func (lb *LoadBalancer) TakeConcurrency(name string) (float64, bool) {
+	e := lb.Get(name)
+	if e == nil {
+		return 0, false
+	}
+	n := e.sampleCount.Swap(0)
+	sum := e.sampleSum.Swap(0)
+	if n == 0 {
+		return 0, false
+	}
+	return float64(sum) / float64(n), true
+}
