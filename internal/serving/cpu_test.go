@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"bufio"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -11,10 +12,15 @@ func startTree(t *testing.T, code string) int {
 	t.Helper()
 	cmd := exec.Command("python3", "-c", code)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Skipf("python3 is needed: %v", err)
 	}
 	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	// Wait until the interpreter (and any pyenv shim) has finished starting.
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("tree did not start: %v", err)
+	}
 	return cmd.Process.Pid
 }
 
@@ -22,13 +28,13 @@ func TestCPUSamplerCountsTheWholeProcessTree(t *testing.T) {
 	// The parent sleeps; its child spins. Only counting descendants sees it.
 	busy := startTree(t, `import subprocess,sys,time
 subprocess.Popen([sys.executable, "-c", "while True: pass"])
+print("ready", flush=True)
 time.sleep(60)`)
-	idle := startTree(t, "import time; time.sleep(60)")
+	idle := startTree(t, "import time; print('ready', flush=True); time.sleep(60)")
 	s, err := NewCPUSampler()
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(700 * time.Millisecond) // let both interpreters finish starting
 	now := time.Now()
 	if _, ok := s.Sample("busy", busy, now); ok {
 		t.Fatal("the first reading must be a missing metric")
