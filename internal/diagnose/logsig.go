@@ -1,0 +1,71 @@
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+func init() {
+	var rules []Rule
+	for _, p := range logPatterns {
+		rules = append(rules, Rule{p.ID, strings.ReplaceAll(fmt.Sprintf(p.Message, "C", "P"), "Container C of pod P", "A container")})
+	}
+	register(Analyzer{
+		Name: "log-signatures",
+		Description: "Recognises known failure signatures in a crashed container's last log lines: /dev/shm too " +
+			"small for DataLoader workers, CUDA out of memory, no GPU visible, distributed rendezvous before the master is up.",
+		Rules: rules,
+		Run:   runLogSignatures,
+	})
+}
+
+func runLogSignatures(c *Context) []backend.Finding {
+	var out []backend.Finding
+	for _, k := range c.crashes() {
+		if k.Cause != causeLog {
+			continue
+		}
+		p := k.Pattern
+		ev := k.evidence(6)
+		if p.ID == "rendezvous-peer-not-ready" {
+			ev = append(ev, masterEvidence(c, k.Pod)...)
+		}
+		out = append(out, backend.Finding{
+			RuleID: p.ID, Severity: backend.SeverityError, Object: podObject(k.Pod), Permanent: p.Permanent,
+			Message: fmt.Sprintf(p.Message, k.Status.Name, k.Pod.Name), Evidence: ev, Fix: p.Fix,
+		})
+	}
+	return out
+}
+
+// masterEvidence names the master/launcher pods of the same namespace that
+// are not Ready yet: the peers a worker's rendezvous waits for. Masters are
+// told by the Kubeflow replica-type label or by name.
+func masterEvidence(c *Context, worker *corev1.Pod) []string {
+	var ev []string
+	for i := range c.State.Pods {
+		p := &c.State.Pods[i]
+		if p == worker || !sameNamespace(p.Namespace, worker.Namespace) {
+			continue
+		}
+		role := strings.ToLower(p.Labels["training.kubeflow.org/replica-type"] + p.Labels["replica-type"])
+		if role != "master" && role != "launcher" && !strings.Contains(p.Name, "master") {
+			continue
+		}
+		if podReady(p) {
+			continue
+		}
+		state := string(p.Status.Phase)
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Waiting != nil {
+				state += "/" + cs.State.Waiting.Reason
+			}
+		}
+		ev = append(ev, fmt.Sprintf("master pod %s is not Ready: status.phase %s", p.Name, orNone(state)))
+	}
+	return ev
+}

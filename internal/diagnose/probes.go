@@ -1,0 +1,96 @@
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+func init() {
+	register(Analyzer{
+		Name: "probes",
+		Description: "Tells restarts by the kubelet's liveness (or startup) probe apart from crashes, using the " +
+			"Unhealthy and Killing events, and reports pods kept out of service by a failing readiness probe.",
+		Rules: []Rule{
+			{"liveness-probe-restarts", "The kubelet restarts a container because its liveness probe fails, not because it crashes."},
+			{"readiness-probe-failing", "A pod's readiness probe fails, so it receives no traffic."},
+		},
+		Run: runProbes,
+	})
+}
+
+func runProbes(c *Context) []backend.Finding {
+	var out []backend.Finding
+	killed := map[*corev1.Pod]bool{}
+	for _, k := range c.crashes() {
+		if k.Cause != causeLiveness {
+			continue
+		}
+		killed[k.Pod] = true
+		ev := k.evidence(3)
+		evs := c.probeKills(k.Pod, k.Status.Name)
+		for _, e := range evs {
+			ev = append(ev, eventEvidence(e))
+		}
+		out = append(out, livenessFinding(podObject(k.Pod), k.Status.Name, k.Pod.Name, k.Spec, strings.Contains(eventsText(evs), "connection refused"), ev))
+	}
+	// Readiness failures on pods not already explained by liveness kills.
+	for _, p := range c.Pods() {
+		if killed[p] || p.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		var ev []string
+		for _, e := range c.Events("Pod", p.Namespace, p.Name) {
+			if e.Reason == "Unhealthy" && strings.HasPrefix(e.Message, "Readiness probe failed") {
+				ev = append(ev, eventEvidence(e))
+			}
+		}
+		if len(ev) == 0 || podReady(p) {
+			continue
+		}
+		out = append(out, backend.Finding{
+			RuleID: "readiness-probe-failing", Severity: backend.SeverityWarning, Object: podObject(p), Evidence: ev,
+			Message: fmt.Sprintf("Pod %s is not Ready: its readiness probe fails, so the Service sends it no traffic.", p.Name),
+			Fix:     "If the server is still loading its model this passes; otherwise check that the probe's path and port match what the server serves once ready.",
+		})
+	}
+	return out
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func eventsText(es []*corev1.Event) string {
+	var b strings.Builder
+	for _, e := range es {
+		b.WriteString(e.Message)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// livenessFinding is shared by the Kubernetes and local analyses. spec may
+// be nil; refused says the probe found nothing listening yet.
+func livenessFinding(object, container, pod string, spec *corev1.Container, refused bool, ev []string) backend.Finding {
+	msg := fmt.Sprintf("The kubelet restarts container %s of %s because its liveness probe fails, not because the program crashes", container, pod)
+	if refused {
+		msg += ": nothing listens on the probe's port yet while the server starts or loads its model."
+	} else {
+		msg += "."
+	}
+	fix := "Add a startupProbe on the liveness endpoint with failureThreshold × periodSeconds longer than model loading takes (e.g. failureThreshold: 60, periodSeconds: 10)"
+	if spec != nil && spec.StartupProbe != nil {
+		fix = "Raise the startupProbe's failureThreshold × periodSeconds above the model's load time"
+	}
+	fix += "; if kubectl logs --previous shows the server never binds (bad model repository, no GPU), fix that first — no probe timing helps then."
+	return backend.Finding{RuleID: "liveness-probe-restarts", Severity: backend.SeverityError, Object: object, Permanent: true, Evidence: ev, Message: msg, Fix: fix}
+}

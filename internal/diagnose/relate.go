@@ -1,0 +1,47 @@
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+// blockingRules are findings that keep a pod from starting at all. When
+// one pod is blocked and another crashes, the crash is often a downstream
+// effect (a model server whose cache or master pod never started).
+var blockingRules = map[string]bool{
+	"untolerated-taint": true, "gpu-request-exceeds-nodes": true, "gpu-busy": true, "gpu-not-advertised": true,
+	"gpu-insufficient": true, "resource-request-exceeds-nodes": true, "resource-busy": true,
+	"node-affinity-mismatch": true, "unschedulable": true, "volume-multi-attach": true, "volume-mount-failed": true,
+	"image-not-found": true, "image-pull-unauthorized": true, "registry-unreachable": true, "image-pull-failed": true,
+}
+
+var crashRules = map[string]bool{"crash-loop": true, "container-failed": true, "rendezvous-peer-not-ready": true}
+
+// relate adds, to every crash finding, the pods that could not start in the
+// same analysis, so the report points at the root cause across dependent
+// pods.
+func relate(fs []backend.Finding) {
+	blocked := map[string]string{}
+	for _, f := range fs {
+		if blockingRules[f.RuleID] && strings.HasPrefix(f.Object, "Pod/") {
+			blocked[f.Object] = f.RuleID
+		}
+	}
+	if len(blocked) == 0 {
+		return
+	}
+	for i := range fs {
+		f := &fs[i]
+		if !crashRules[f.RuleID] {
+			continue
+		}
+		for obj, rule := range blocked {
+			if obj == f.Object {
+				continue
+			}
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%s cannot start (%s): if this container depends on it, the crash is a downstream effect — fix that first", obj, rule))
+		}
+	}
+}

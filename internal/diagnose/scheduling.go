@@ -1,0 +1,284 @@
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	schedcorev1 "k8s.io/component-helpers/scheduling/corev1"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+func init() {
+	register(Analyzer{
+		Name: "scheduling",
+		Description: "Explains why a pod stays Pending: compares its requests with the largest node's " +
+			"allocatable (never fits) and with what is free now (busy), names untolerated taints and " +
+			"unmatched node affinity, and notices when no node advertises the GPU resource at all.",
+		Rules: []Rule{
+			{"gpu-request-exceeds-nodes", "The pod asks for more GPUs than any node has: it will never schedule."},
+			{"gpu-busy", "Every node that could hold the pod's GPUs has them in use: it schedules when some are freed."},
+			{"gpu-not-advertised", "No node advertises the GPU resource the pod asks for: the device plugin is not running."},
+			{"gpu-insufficient", "The scheduler reports too few GPUs; without nodes in the state it cannot tell busy from never."},
+			{"resource-request-exceeds-nodes", "The pod asks for more CPU/memory/other resource than any node has."},
+			{"resource-busy", "The pod's request fits an empty node but no node has that much free now."},
+			{"untolerated-taint", "Every node that could run the pod has a taint the pod does not tolerate."},
+			{"node-affinity-mismatch", "No node matches the pod's nodeSelector or required node affinity."},
+			{"unschedulable", "The scheduler cannot place the pod for another reason, quoted from its event."},
+		},
+		Run: runScheduling,
+	})
+}
+
+// pendingUnscheduled reports whether the pod waits for a node.
+func pendingUnscheduled(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodPending && p.Spec.NodeName == "" || (p.Status.Phase == "" && p.Spec.NodeName == "")
+}
+
+func runScheduling(c *Context) []backend.Finding {
+	var out []backend.Finding
+	for _, p := range c.Pods() {
+		if !pendingUnscheduled(p) {
+			continue
+		}
+		out = append(out, schedulePod(c, p)...)
+	}
+	return out
+}
+
+func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
+	var (
+		out       []backend.Finding
+		schedMsg  string
+		schedEv   []string
+		taints    []corev1.Taint
+		scaleUpEv string
+	)
+	for _, e := range c.Events("Pod", p.Namespace, p.Name) {
+		switch e.Reason {
+		case "FailedScheduling":
+			schedMsg = e.Message
+			schedEv = []string{eventEvidence(e)}
+			taints = untoleratedTaints(e.Message)
+		case "NotTriggerScaleUp":
+			scaleUpEv = eventEvidence(e)
+			if len(taints) == 0 {
+				taints = untoleratedTaints(e.Message)
+			}
+		}
+	}
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse && schedMsg == "" && cond.Message != "" {
+			schedMsg = cond.Message
+			schedEv = []string{fmt.Sprintf("status.conditions[PodScheduled]: False, reason %s, message %q", cond.Reason, cond.Message)}
+			taints = untoleratedTaints(cond.Message)
+		}
+	}
+	if scaleUpEv != "" {
+		schedEv = append(schedEv, scaleUpEv)
+	}
+	nodes := c.State.Nodes
+	insufficient := map[corev1.ResourceName]bool{}
+	for _, n := range insufficientResources(schedMsg) {
+		insufficient[n] = true
+	}
+	explained := false
+
+	for _, name := range podResourceNames(&p.Spec) {
+		req := podRequest(&p.Spec, name)
+		if req.IsZero() || (!insufficient[name] && !isGPUResource(name)) {
+			continue
+		}
+		gpu := isGPUResource(name)
+		ev := append([]string{fmt.Sprintf("pod %s requests %s %s", p.Name, req.String(), name)}, schedEv...)
+		if len(nodes) == 0 {
+			if insufficient[name] {
+				id := "resource-busy"
+				if gpu {
+					id = "gpu-insufficient"
+				}
+				out = append(out, backend.Finding{
+					RuleID: id, Severity: backend.SeverityWarning, Object: podObject(p), Evidence: ev,
+					Message: fmt.Sprintf("Pod %s is Pending because no node has %s %s free; the saved state has no nodes, so it cannot tell whether any node could ever hold it.", p.Name, req.String(), name),
+					Fix:     "Save the nodes too (kubectl get nodes -o yaml) and diagnose again; or lower the request.",
+				})
+				explained = true
+			}
+			continue
+		}
+		best, max := largestAllocatable(nodes, name)
+		switch {
+		case best == nil:
+			if !gpu {
+				out = append(out, backend.Finding{
+					RuleID: "resource-request-exceeds-nodes", Severity: backend.SeverityError, Object: podObject(p), Permanent: true,
+					Evidence: ev,
+					Message:  fmt.Sprintf("Pod %s asks for %s %s but no node advertises %s: it will never schedule.", p.Name, req.String(), name, name),
+					Fix:      fmt.Sprintf("Check the resource name %s, or install the device plugin that advertises it.", name),
+				})
+				explained = true
+				continue
+			}
+			out = append(out, gpuNotAdvertised(c, p, name, req.String(), ev))
+			explained = true
+		case req.Cmp(max) > 0:
+			id, fix := "resource-request-exceeds-nodes", fmt.Sprintf("Lower the pod's %s request to at most %s, or add a node with more %s.", name, max.String(), name)
+			if gpu {
+				id = "gpu-request-exceeds-nodes"
+				fix = fmt.Sprintf("Request at most %s %s per pod (split the work across pods with distributed training), or add a node with at least %s GPUs.", max.String(), name, req.String())
+			}
+			ev = append(ev, fmt.Sprintf("largest node %s: status.allocatable[%s] = %s", best.Name, name, max.String()))
+			out = append(out, backend.Finding{
+				RuleID: id, Severity: backend.SeverityError, Object: podObject(p), Permanent: true, Evidence: ev,
+				Message: fmt.Sprintf("Pod %s asks for %s %s but the largest node has %s — it will never schedule.", p.Name, req.String(), name, max.String()),
+				Fix:     fix,
+			})
+			explained = true
+		case insufficient[name]:
+			id := "resource-busy"
+			if gpu {
+				id = "gpu-busy"
+			}
+			var used []string
+			for i := range nodes {
+				n := &nodes[i]
+				alloc, ok := n.Status.Allocatable[name]
+				if !ok || alloc.IsZero() {
+					continue
+				}
+				inUse := nodeRequested(c.State.Pods, n.Name, name)
+				used = append(used, fmt.Sprintf("node %s: %s of %s %s requested by running pods", n.Name, inUse.String(), alloc.String(), name))
+			}
+			ev = append(ev, used...)
+			msg := fmt.Sprintf("Pod %s waits for %s %s: a node has that many, but they are all in use right now.", p.Name, req.String(), name)
+			if gpu {
+				msg = fmt.Sprintf("Pod %s waits for %s %s: all GPUs are busy right now; node %s has %s and the pod will schedule when other pods release them.", p.Name, req.String(), name, best.Name, max.String())
+			}
+			out = append(out, backend.Finding{
+				RuleID: id, Severity: backend.SeverityWarning, Object: podObject(p), Evidence: ev, Message: msg,
+				Fix: "Wait for running pods to finish, lower the request, or add capacity; a PriorityClass lets this pod preempt less important ones.",
+			})
+			explained = true
+		}
+	}
+
+	if len(taints) > 0 {
+		out = append(out, taintFinding(c, p, taints, schedEv))
+		explained = true
+	}
+	if strings.Contains(schedMsg, "didn't match Pod's node affinity") || strings.Contains(schedMsg, "didn't match node selector") {
+		if f := affinityFinding(c, p, schedEv); f != nil {
+			out = append(out, *f)
+			explained = true
+		}
+	}
+	if !explained && schedMsg != "" && !strings.Contains(schedMsg, "PersistentVolumeClaim") {
+		out = append(out, backend.Finding{
+			RuleID: "unschedulable", Severity: backend.SeverityError, Object: podObject(p), Evidence: schedEv,
+			Message: fmt.Sprintf("Pod %s cannot be scheduled: %s", p.Name, strings.TrimSpace(schedMsg)),
+			Fix:     "Read the scheduler's reasons per node above and change the pod's requests, tolerations or affinity, or the nodes.",
+		})
+	}
+	return out
+}
+
+// taintFinding explains an untolerated taint, with the node's effect when
+// the node is in state. A pod that requests no GPU gets no automatic GPU
+// toleration (GKE, ExtendedResourceToleration), which is how CPU helpers
+// end up Pending on GPU-only node pools.
+func taintFinding(c *Context, p *corev1.Pod, taints []corev1.Taint, schedEv []string) backend.Finding {
+	t := taints[0]
+	for i := range c.State.Nodes {
+		for _, nt := range c.State.Nodes[i].Spec.Taints {
+			if nt.Key == t.Key && (t.Value == "" || nt.Value == t.Value) {
+				t.Effect = nt.Effect
+			}
+		}
+	}
+	requestsGPU := false
+	for _, n := range podResourceNames(&p.Spec) {
+		if isGPUResource(n) {
+			requestsGPU = true
+		}
+	}
+	ev := append([]string{}, schedEv...)
+	if len(p.Spec.Tolerations) == 0 {
+		ev = append(ev, fmt.Sprintf("pod %s: spec.tolerations is empty", p.Name))
+	}
+	msg := fmt.Sprintf("Pod %s cannot schedule: the nodes that could run it have taint %s, which the pod does not tolerate.", p.Name, taintString(t))
+	if isGPUResource(corev1.ResourceName(t.Key)) || strings.Contains(t.Key, "gpu") {
+		if requestsGPU {
+			msg = fmt.Sprintf("Pod %s requests a GPU but does not tolerate the GPU nodes' taint %s, so it can neither schedule nor make the cluster autoscaler add a node.", p.Name, taintString(t))
+		} else {
+			msg = fmt.Sprintf("Pod %s requests no GPU, so no GPU toleration was added to it, and the only nodes have taint %s: it stays Pending.", p.Name, taintString(t))
+		}
+	}
+	fix := fmt.Sprintf("Add tolerations: [{key: %s, operator: Exists, effect: %s}] to the pod template", t.Key, t.Effect)
+	if !requestsGPU && strings.Contains(t.Key, "gpu") {
+		fix += ", or add a node pool without the GPU taint for CPU-only pods."
+	} else {
+		fix += " (or enable the ExtendedResourceToleration admission plugin for GPU pods)."
+	}
+	return backend.Finding{
+		RuleID: "untolerated-taint", Severity: backend.SeverityError, Object: podObject(p), Permanent: true,
+		Evidence: ev, Message: msg, Fix: fix,
+	}
+}
+
+// affinityFinding confirms against the nodes in state that none matches the
+// pod's nodeSelector / required node affinity.
+func affinityFinding(c *Context, p *corev1.Pod, schedEv []string) *backend.Finding {
+	ev := append([]string{}, schedEv...)
+	if len(p.Spec.NodeSelector) > 0 {
+		ev = append(ev, fmt.Sprintf("pod %s: spec.nodeSelector %v", p.Name, p.Spec.NodeSelector))
+	}
+	return &backend.Finding{
+		RuleID: "node-affinity-mismatch", Severity: backend.SeverityError, Object: podObject(p), Permanent: true, Evidence: ev,
+		Message: fmt.Sprintf("Pod %s cannot schedule: no node has the labels its nodeSelector or required node affinity asks for.", p.Name),
+		Fix:     "Label the intended nodes (kubectl label node NAME KEY=VALUE) or correct the pod's nodeSelector/affinity.",
+	}
+}
+
+// gpuNotAdvertised explains a GPU request no node can meet because no node
+// advertises the resource: the device plugin is not running (often its
+// DaemonSet does not tolerate the GPU taint or matches no node), or the
+// nodes only report the legacy alpha key.
+func gpuNotAdvertised(c *Context, p *corev1.Pod, name corev1.ResourceName, req string, ev []string) backend.Finding {
+	msg := fmt.Sprintf("Pod %s asks for %s %s but no node advertises %s: the GPU device plugin is not running on any node, so the pod will never schedule.", p.Name, req, name, name)
+	var legacy []string
+	for i := range c.State.Nodes {
+		n := &c.State.Nodes[i]
+		if q, ok := n.Status.Allocatable[LegacyGPUResource]; ok {
+			legacy = append(legacy, n.Name)
+			ev = append(ev, fmt.Sprintf("node %s: status.allocatable[%s] = %s (no %s)", n.Name, LegacyGPUResource, q.String(), name))
+		}
+	}
+	if len(legacy) > 0 {
+		msg = fmt.Sprintf("Pod %s asks for %s %s but no node advertises it; node %s reports only the deprecated %s, so the device plugin is not running there.", p.Name, req, name, strings.Join(legacy, ", "), LegacyGPUResource)
+	}
+	fix := "Make the device-plugin DaemonSet run on the GPU nodes (tolerate their taint, match their labels) and check its pods' logs."
+	for _, d := range deviceDaemonSets(c) {
+		why := daemonSetBlockers(c, d)
+		if len(why) == 0 {
+			continue
+		}
+		ev = append(ev, fmt.Sprintf("DaemonSet %s/%s: status.desiredNumberScheduled %d", d.Namespace, d.Name, d.Status.DesiredNumberScheduled))
+		ev = append(ev, why...)
+		fix = daemonSetFix(d, why)
+	}
+	return backend.Finding{
+		RuleID: "gpu-not-advertised", Severity: backend.SeverityError, Object: podObject(p), Permanent: true,
+		Evidence: ev, Message: msg, Fix: fix,
+	}
+}
+
+// podToleratesNode reports whether tolerations tolerate every NoSchedule and
+// NoExecute taint of node, and returns the first one they do not.
+func untoleratedTaint(tolerations []corev1.Toleration, node *corev1.Node) (corev1.Taint, bool) {
+	return schedcorev1.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, tolerations, func(t *corev1.Taint) bool {
+		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
+	}, false)
+}
