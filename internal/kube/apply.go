@@ -1,0 +1,162 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/spec"
+)
+
+// resourceInfo locates one kind petrel renders on the API server.
+type resourceInfo struct {
+	group, version, resource string
+}
+
+func (r resourceInfo) groupVersion() string {
+	if r.group == "" {
+		return r.version
+	}
+	return r.group + "/" + r.version
+}
+
+// qualified is "resource.group" as RBAC and kubectl name it.
+func (r resourceInfo) qualified() string {
+	if r.group == "" {
+		return r.resource
+	}
+	return r.resource + "." + r.group
+}
+
+var resources = map[string]resourceInfo{
+	"PersistentVolumeClaim":   {"", "v1", "persistentvolumeclaims"},
+	"Secret":                  {"", "v1", "secrets"},
+	"ConfigMap":               {"", "v1", "configmaps"},
+	"Service":                 {"", "v1", "services"},
+	"Pod":                     {"", "v1", "pods"},
+	"Event":                   {"", "v1", "events"},
+	"Job":                     {"batch", "v1", "jobs"},
+	"Deployment":              {"apps", "v1", "deployments"},
+	"HorizontalPodAutoscaler": {"autoscaling", "v2", "horizontalpodautoscalers"},
+}
+
+// restFor returns the REST client of an API group version.
+func (b *Backend) restFor(r resourceInfo) rest.Interface {
+	switch r.group {
+	case "batch":
+		return b.cs.BatchV1().RESTClient()
+	case "apps":
+		return b.cs.AppsV1().RESTClient()
+	case "autoscaling":
+		return b.cs.AutoscalingV2().RESTClient()
+	}
+	return b.cs.CoreV1().RESTClient()
+}
+
+// checkServed asks discovery, once per group version, whether the API
+// server serves each kind in set, so a cluster without, say,
+// autoscaling/v2 gets a clear error before anything is changed.
+func (b *Backend) checkServed(ctx context.Context, set *Set) error {
+	for _, o := range set.Objects {
+		kind := o.GetObjectKind().GroupVersionKind().Kind
+		ri := resources[kind]
+		key := ri.groupVersion() + "/" + ri.resource
+		b.mu.Lock()
+		ok, known := b.served[key]
+		b.mu.Unlock()
+		if !known {
+			list, err := b.cs.Discovery().ServerResourcesForGroupVersion(ri.groupVersion())
+			switch {
+			case apierrors.IsNotFound(err):
+				ok = false
+			case err != nil:
+				return b.explain(err, "get", "discovery of "+ri.groupVersion(), "", "")
+			default:
+				for _, r := range list.APIResources {
+					if r.Name == ri.resource {
+						ok = true
+					}
+				}
+			}
+			b.mu.Lock()
+			b.served[key] = ok
+			b.mu.Unlock()
+		}
+		if !ok {
+			return fmt.Errorf("the cluster at %s does not serve %s %s (kind not served), which %s %s needs; upgrade the cluster or enable that API group",
+				b.rest.Host, ri.groupVersion(), kind, kindTitle(o.GetLabels()[LabelKind]), o.GetLabels()[LabelWorkload])
+		}
+	}
+	return nil
+}
+
+// Apply renders docs and applies every object with server-side apply
+// (field manager "petrel", conflicts forced), secrets, config maps and
+// claims first. Rendering problems are reported before anything changes.
+// Objects go to -n's namespace, else the spec's metadata.namespace, else
+// the context's. Action is "created" (HTTP 201) or "configured".
+func (b *Backend) Apply(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
+	set, err := Render(docs, Options{IncludeSecretValues: true})
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range set.Objects {
+		if b.nsExplicit || o.GetNamespace() == "" {
+			o.SetNamespace(b.ns)
+		}
+		l := o.GetLabels()
+		b.mu.Lock()
+		b.placedIn[l[LabelKind]+"/"+l[LabelWorkload]] = o.GetNamespace()
+		b.mu.Unlock()
+	}
+	if err := b.checkServed(ctx, set); err != nil {
+		return nil, err
+	}
+	var out []backend.Applied
+	for _, o := range set.Objects {
+		action, err := b.applyObject(ctx, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, backend.Applied{Kind: o.GetObjectKind().GroupVersionKind().Kind, Name: o.GetName(), Action: action})
+	}
+	return out, nil
+}
+
+// applyObject sends one server-side apply PATCH.
+func (b *Backend) applyObject(ctx context.Context, o Object) (string, error) {
+	kind := o.GetObjectKind().GroupVersionKind().Kind
+	ri := resources[kind]
+	m, err := ToMap(o)
+	if err != nil {
+		return "", err
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("encode %s %s: %w", kind, o.GetName(), err)
+	}
+	res := b.restFor(ri).Patch(types.ApplyPatchType).
+		Namespace(o.GetNamespace()).Resource(ri.resource).Name(o.GetName()).
+		Param("fieldManager", FieldManager).Param("force", "true").
+		Body(body).Do(ctx)
+	var code int
+	res.StatusCode(&code)
+	if err := res.Error(); err != nil {
+		if kind == "Job" && apierrors.IsInvalid(err) && strings.Contains(err.Error(), "immutable") {
+			return "", fmt.Errorf("job %s already exists in namespace %q with a different spec, and a batch/v1 Job's pod template cannot change: delete it first (petrel delete job %s) or give the new one another name",
+				o.GetName(), o.GetNamespace(), o.GetName())
+		}
+		return "", b.explain(err, "patch", ri.qualified(), o.GetNamespace(), o.GetName())
+	}
+	if code == http.StatusCreated {
+		return "created", nil
+	}
+	return "configured", nil
+}

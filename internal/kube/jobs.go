@@ -1,0 +1,251 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+// listPageSize is the page size of list calls (the API server's pages keep
+// each response small; 10,000 jobs take 20 pages).
+const listPageSize = 500
+
+// GetJob reads the Job and its pods. The phase comes from the Job's
+// conditions (Complete/Failed), never from status.failed alone; attempts
+// are the pods, oldest first.
+func (b *Backend) GetJob(ctx context.Context, name string) (*backend.Job, error) {
+	ns := b.nsFor(KindJob, name)
+	job, err := b.cs.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, b.explain(err, "get", "jobs.batch", ns, name)
+	}
+	if job.Labels[LabelManagedBy] != ManagedBy {
+		return nil, fmt.Errorf("job %s in namespace %q is not managed by petrel (no label %s=%s): %w", name, ns, LabelManagedBy, ManagedBy, backend.ErrNotFound)
+	}
+	pods, err := b.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: SelectorString(KindJob, name)})
+	if err != nil {
+		return nil, b.explain(err, "list", "pods", ns, "")
+	}
+	j := jobStatus(job, pods.Items)
+	return &j, nil
+}
+
+// ListJobs lists every petrel Job in the namespace with its pods (two
+// paginated list calls, whatever the number of jobs), oldest first.
+func (b *Backend) ListJobs(ctx context.Context) ([]backend.Job, error) {
+	ns := b.ns
+	sel := LabelManagedBy + "=" + ManagedBy + "," + LabelKind + "=" + KindJob
+	var jobs []batchv1.Job
+	opts := metav1.ListOptions{LabelSelector: sel, Limit: listPageSize}
+	for {
+		l, err := b.cs.BatchV1().Jobs(ns).List(ctx, opts)
+		if err != nil {
+			return nil, b.explain(err, "list", "jobs.batch", ns, "")
+		}
+		jobs = append(jobs, l.Items...)
+		if l.Continue == "" {
+			break
+		}
+		opts.Continue = l.Continue
+	}
+	podsOf := map[string][]corev1.Pod{}
+	opts = metav1.ListOptions{LabelSelector: sel, Limit: listPageSize}
+	for {
+		l, err := b.cs.CoreV1().Pods(ns).List(ctx, opts)
+		if err != nil {
+			return nil, b.explain(err, "list", "pods", ns, "")
+		}
+		for _, p := range l.Items {
+			w := p.Labels[LabelWorkload]
+			podsOf[w] = append(podsOf[w], p)
+		}
+		if l.Continue == "" {
+			break
+		}
+		opts.Continue = l.Continue
+	}
+	out := make([]backend.Job, 0, len(jobs))
+	for i := range jobs {
+		out = append(out, jobStatus(&jobs[i], podsOf[jobs[i].Name]))
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].CreationTime.Equal(out[j].CreationTime) {
+			return out[i].CreationTime.Before(out[j].CreationTime)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// specOf returns the petrel spec recorded on an object (secret values
+// masked), or ok false when the annotation is missing or unreadable.
+func specOf(obj metav1.Object, into any) bool {
+	s, ok := obj.GetAnnotations()[AnnotationSpec]
+	return ok && json.Unmarshal([]byte(s), into) == nil
+}
+
+// sortPods orders pods by creation time (then name): attempt N is the Nth.
+func sortPods(pods []corev1.Pod) {
+	sort.SliceStable(pods, func(i, j int) bool {
+		a, b := pods[i].CreationTimestamp, pods[j].CreationTimestamp
+		if !a.Equal(&b) {
+			return a.Before(&b)
+		}
+		return pods[i].Name < pods[j].Name
+	})
+}
+
+// jobStatus maps a Job and its pods to petrel's status vocabulary.
+func jobStatus(job *batchv1.Job, pods []corev1.Pod) backend.Job {
+	j := backend.Job{
+		Name:         job.Name,
+		Namespace:    job.Namespace,
+		CreationTime: job.CreationTimestamp.Time,
+		Active:       job.Status.Active,
+		Succeeded:    job.Status.Succeeded,
+		Failed:       job.Status.Failed,
+		StartTime:    timePtr(job.Status.StartTime),
+	}
+	if !specOf(job, &j.Spec) && len(job.Spec.Template.Spec.Containers) > 0 {
+		c := job.Spec.Template.Spec.Containers[0]
+		j.Spec = v1alpha1.TrainingJobSpec{Image: c.Image, Command: c.Command, Args: c.Args, BackoffLimit: job.Spec.BackoffLimit}
+	}
+	j.CompletionTime = timePtr(job.Status.CompletionTime)
+	for _, c := range job.Status.Conditions {
+		j.Conditions = append(j.Conditions, backend.Condition{
+			Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message, LastTransitionTime: c.LastTransitionTime.Time,
+		})
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			j.Phase = backend.JobComplete
+		case batchv1.JobFailureTarget, batchv1.JobSuccessCriteriaMet:
+			if j.Phase == "" {
+				j.Phase = backend.JobRunning // terminating its pods before Failed/Complete
+			}
+		case batchv1.JobFailed:
+			j.Phase = backend.JobFailed
+			if j.CompletionTime == nil {
+				t := c.LastTransitionTime.Time
+				j.CompletionTime = &t
+			}
+		}
+	}
+	sortPods(pods)
+	running := false
+	for i := range pods {
+		a := attemptOf(i, &pods[i], j.Spec.PodFailurePolicy)
+		if a.Phase == string(corev1.PodRunning) {
+			running = true
+		}
+		j.Attempts = append(j.Attempts, a)
+	}
+	if j.Phase == "" {
+		if running {
+			j.Phase = backend.JobRunning
+		} else {
+			j.Phase = backend.JobPending
+			j.Waiting = waitingReason(job, j.Attempts, pods)
+		}
+	}
+	return j
+}
+
+// attemptOf describes one pod as an attempt, from its main container's
+// state: exit code, reason and times when terminated, the waiting reason
+// (ImagePullBackOff …) or the scheduler's reason when it is not running.
+func attemptOf(i int, p *corev1.Pod, pfp *v1alpha1.PodFailurePolicy) backend.Attempt {
+	a := backend.Attempt{Index: i, Name: p.Name, Phase: string(p.Status.Phase), Node: p.Spec.NodeName, StartTime: timePtr(p.Status.StartTime)}
+	if p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+		a.Reason = "Terminating"
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name != ContainerName {
+			continue
+		}
+		switch st := cs.State; {
+		case st.Terminated != nil:
+			code := st.Terminated.ExitCode
+			a.ExitCode = &code
+			a.Reason, a.Message = st.Terminated.Reason, st.Terminated.Message
+			if !st.Terminated.StartedAt.IsZero() {
+				t := st.Terminated.StartedAt.Time
+				a.StartTime = &t
+			}
+			if !st.Terminated.FinishedAt.IsZero() {
+				t := st.Terminated.FinishedAt.Time
+				a.EndTime = &t
+			}
+		case st.Waiting != nil:
+			a.Reason, a.Message = st.Waiting.Reason, st.Waiting.Message
+		case st.Running != nil:
+			t := st.Running.StartedAt.Time
+			a.StartTime = &t
+		}
+	}
+	if a.Reason == "" && p.Status.Phase == corev1.PodFailed {
+		a.Reason, a.Message = p.Status.Reason, p.Status.Message // e.g. DeadlineExceeded, Evicted
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && a.Reason == "" {
+			a.Reason, a.Message = c.Reason, c.Message // Unschedulable: "0/3 nodes are available: …"
+		}
+	}
+	if p.Status.Phase == corev1.PodFailed && a.ExitCode != nil && pfp != nil {
+		for _, r := range pfp.Rules {
+			if r.OnExitCodes != nil && r.OnExitCodes.Matches(*a.ExitCode) {
+				a.Ignored = r.Action == v1alpha1.PodFailurePolicyActionIgnore
+				break
+			}
+		}
+	}
+	return a
+}
+
+// waitingReason says why no attempt of an unfinished job runs.
+func waitingReason(job *batchv1.Job, attempts []backend.Attempt, pods []corev1.Pod) string {
+	for i := len(attempts) - 1; i >= 0; i-- {
+		a := attempts[i]
+		if a.Phase != string(corev1.PodPending) {
+			continue
+		}
+		switch {
+		case a.Reason == corev1.PodReasonUnschedulable:
+			return "unschedulable: " + a.Message
+		case a.Reason != "" && a.Message != "":
+			return a.Reason + ": " + a.Message
+		case a.Reason != "":
+			return a.Reason
+		case pods[i].Spec.NodeName == "":
+			return "waiting for the scheduler to place attempt " + fmt.Sprint(i)
+		default:
+			return "attempt " + fmt.Sprint(i) + " is starting on node " + pods[i].Spec.NodeName
+		}
+	}
+	if job.Spec.Suspend != nil && *job.Spec.Suspend {
+		return "suspended"
+	}
+	if n := len(attempts); n > 0 {
+		return fmt.Sprintf("back-off before attempt %d (the Job controller delays retries after failures)", n)
+	}
+	return "waiting for the Job controller to create the first pod"
+}
+
+func timePtr(t *metav1.Time) *time.Time {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	v := t.Time
+	return &v
+}
