@@ -200,4 +200,3 @@ func parseMetrics(attempt int, log string) []backend.MetricPoint {
 	}
 	return out
 }
-

@@ -79,21 +79,21 @@ func TestJobStatus(t *testing.T) {
 		attemptNames string
 	}{
 		{
-			name: "backoff limit exceeded lists attempts oldest first",
-			job:  jobWith(`{"command":["x"],"backoffLimit":2}`, cond(batchv1.JobFailureTarget, "BackoffLimitExceeded"), cond(batchv1.JobFailed, "BackoffLimitExceeded")),
-			pods: []corev1.Pod{pod("j-c", 20, corev1.PodFailed, code(3), "Error"), pod("j-a", 0, corev1.PodFailed, code(3), "Error"), pod("j-b", 10, corev1.PodFailed, code(3), "Error")},
+			name:  "backoff limit exceeded lists attempts oldest first",
+			job:   jobWith(`{"command":["x"],"backoffLimit":2}`, cond(batchv1.JobFailureTarget, "BackoffLimitExceeded"), cond(batchv1.JobFailed, "BackoffLimitExceeded")),
+			pods:  []corev1.Pod{pod("j-c", 20, corev1.PodFailed, code(3), "Error"), pod("j-a", 0, corev1.PodFailed, code(3), "Error"), pod("j-b", 10, corev1.PodFailed, code(3), "Error")},
 			phase: backend.JobFailed, exitCodes: "3 3 3", attemptNames: "j-a j-b j-c",
 		},
 		{
-			name: "a failed attempt then success is Complete, not Failed",
-			job:  retried,
-			pods: []corev1.Pod{pod("j-a", 0, corev1.PodFailed, code(1), "Error"), pod("j-b", 10, corev1.PodSucceeded, code(0), "Completed")},
+			name:  "a failed attempt then success is Complete, not Failed",
+			job:   retried,
+			pods:  []corev1.Pod{pod("j-a", 0, corev1.PodFailed, code(1), "Error"), pod("j-b", 10, corev1.PodSucceeded, code(0), "Completed")},
 			phase: backend.JobComplete, exitCodes: "1 0", attemptNames: "j-a j-b",
 		},
 		{
-			name: "failure target set while pods terminate is still running",
-			job:  jobWith("", cond(batchv1.JobFailureTarget, "PodFailurePolicy")),
-			pods: []corev1.Pod{pod("j-a", 0, corev1.PodFailed, code(42), "Error")},
+			name:  "failure target set while pods terminate is still running",
+			job:   jobWith("", cond(batchv1.JobFailureTarget, "PodFailurePolicy")),
+			pods:  []corev1.Pod{pod("j-a", 0, corev1.PodFailed, code(42), "Error")},
 			phase: backend.JobRunning, exitCodes: "42", attemptNames: "j-a",
 		},
 		{
