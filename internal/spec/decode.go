@@ -74,6 +74,10 @@ type Document struct {
 	// Dir is the spec file's directory, against which workingDir and
 	// volume sources are resolved on the local engine.
 	Dir string
+	// FileData is the whole file the document came from (shared by the
+	// file's documents), so a client can send the spec to a server that
+	// parses and validates it again.
+	FileData []byte
 	// pos maps a field path to its position, for validation errors.
 	pos map[string]Position
 }
@@ -102,13 +106,22 @@ func ParseFile(path string) ([]*Document, error) {
 }
 
 // Parse decodes every YAML document in data (named file in errors),
-// applies no defaults and validates each object alone and all together.
+// applies no defaults and validates each object and the file's documents
+// together, except that mounts of volumes not declared in the file are left
+// to Validate, which sees every file and the target's volumes.
 // It returns an ErrorList holding every problem found, or the documents.
 func Parse(file string, data []byte) ([]*Document, error) {
 	dir := filepath.Dir(file)
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
+	return ParseDir(file, dir, data)
+}
+
+// ParseDir is Parse with the directory that relative paths in the spec
+// (workingDir, volume sources) are resolved against given explicitly: the
+// server parses what a client sends, and standard input has no directory.
+func ParseDir(file, dir string, data []byte) ([]*Document, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []*Document
 	var errs ErrorList
@@ -129,13 +142,13 @@ func Parse(file string, data []byte) ([]*Document, error) {
 		obj := d.document(root.Content[0])
 		errs = append(errs, d.errs...)
 		if obj != nil && len(d.errs) == 0 {
-			docs = append(docs, &Document{File: file, Index: i, Object: obj, Dir: dir, pos: d.pos})
+			docs = append(docs, &Document{File: file, Index: i, Object: obj, Dir: dir, FileData: data, pos: d.pos})
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	if err := Validate(docs); err != nil {
+	if err := validate(docs, nil, false); err != nil {
 		return nil, err
 	}
 	return docs, nil

@@ -14,6 +14,10 @@ import (
 // exist on the target may be named in known; mounts of them are accepted.
 // It returns an ErrorList or nil.
 func Validate(docs []*Document, known ...string) error {
+	return validate(docs, known, true)
+}
+
+func validate(docs []*Document, known []string, checkMounts bool) error {
 	var errs ErrorList
 	declared := map[string]bool{}
 	for _, k := range known {
@@ -32,7 +36,7 @@ func Validate(docs []*Document, known ...string) error {
 		}
 	}
 	for _, d := range docs {
-		v := &validator{doc: d}
+		v := &validator{doc: d, checkMounts: checkMounts}
 		v.meta(d.Object.GetMeta())
 		switch o := d.Object.(type) {
 		case *v1alpha1.TrainingJob:
@@ -55,8 +59,9 @@ func (d *Document) errAt(path, fix, format string, args ...any) *FieldError {
 }
 
 type validator struct {
-	doc  *Document
-	errs ErrorList
+	doc         *Document
+	errs        ErrorList
+	checkMounts bool
 }
 
 func (v *validator) fail(path, fix, format string, args ...any) {
@@ -116,7 +121,7 @@ func (v *validator) workload(command []string, env []v1alpha1.EnvVar, res *v1alp
 		p := fmt.Sprintf("spec.volumes[%d]", i)
 		if errs := validation.IsDNS1123Label(m.Name); len(errs) > 0 {
 			v.fail(p+".name", "volume names are DNS-1123 labels (lower-case letters, digits, '-'), so they cannot name a path", "invalid volume name %q", m.Name)
-		} else if !declared[m.Name] {
+		} else if v.checkMounts && !declared[m.Name] {
 			v.fail(p+".name", fmt.Sprintf("declare it in the same file:\n---\napiVersion: %s\nkind: Volume\nmetadata: {name: %s}\nspec: {size: 1Gi}", v1alpha1.APIVersion, m.Name),
 				"volume %q is not declared", m.Name)
 		}

@@ -3,13 +3,32 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/petrel-dev/petrel/internal/cli/apply"
+	"github.com/petrel-dev/petrel/internal/cli/deletecmd"
+	"github.com/petrel-dev/petrel/internal/cli/describe"
 	"github.com/petrel-dev/petrel/internal/cli/factory"
+	"github.com/petrel-dev/petrel/internal/cli/get"
+	"github.com/petrel-dev/petrel/internal/cli/logs"
+	"github.com/petrel-dev/petrel/internal/cli/metrics"
+	servercmd "github.com/petrel-dev/petrel/internal/cli/server"
+	"github.com/petrel-dev/petrel/internal/cli/train"
+	"github.com/petrel-dev/petrel/internal/cli/lint"
 	"github.com/petrel-dev/petrel/internal/cli/render"
 )
 
 // Each verb package adds its constructor here, one line per command.
 func init() {
 	subcommands = append(subcommands, []func(*factory.Factory) *cobra.Command{
+		func(f *factory.Factory) *cobra.Command { return train.NewCmd(f, nil) },
+		apply.NewCmd,
+		get.NewCmd,
+		describe.NewCmd,
+		logs.NewCmd,
+		metrics.NewCmd,
+		deletecmd.NewCmd,
+		func(f *factory.Factory) *cobra.Command { return servercmd.NewCmd(f, Version) },
+		func(*factory.Factory) *cobra.Command { return servercmd.NewShimCmd() },
 		func(f *factory.Factory) *cobra.Command { return render.NewCmd(f, nil) },
+		lint.NewCmd,
 	}...)
 }

@@ -1,0 +1,270 @@
+// Package describe is `petrel describe job|service NAME`: the workload's
+// spec summary, conditions, attempts or replicas with exit codes and
+// reasons, GPU allocation, last metrics, events, and the diagnosis of a
+// failed or stuck workload.
+package describe
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/cli/factory"
+	"github.com/petrel-dev/petrel/internal/cli/get"
+	"github.com/petrel-dev/petrel/internal/cli/printers"
+)
+
+// Options holds everything describe needs.
+type Options struct {
+	IO      *factory.IOStreams
+	Backend func(context.Context) (backend.Backend, error)
+	Kind    string
+	Name    string
+}
+
+// NewCmd returns `petrel describe`.
+func NewCmd(f *factory.Factory) *cobra.Command {
+	opts := &Options{IO: f.IO, Backend: f.Backend}
+	return &cobra.Command{
+		Use:   "describe job|service NAME",
+		Short: "Show a workload in detail, with a diagnosis when it failed or is stuck",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Kind, opts.Name = args[0], ""
+			if len(args) == 2 {
+				opts.Name = args[1]
+			} else if k, n, ok := strings.Cut(args[0], "/"); ok {
+				opts.Kind, opts.Name = k, n
+			} else {
+				return fmt.Errorf("name required: petrel describe job NAME")
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+}
+
+// Run prints the description.
+func Run(ctx context.Context, opts *Options) error {
+	kind, err := get.NormalizeKind(opts.Kind)
+	if err != nil {
+		return err
+	}
+	b, err := opts.Backend(ctx)
+	if err != nil {
+		return err
+	}
+	w := opts.IO.Out
+	switch kind {
+	case "job":
+		j, err := b.GetJob(ctx, opts.Name)
+		if err != nil {
+			return err
+		}
+		Job(w, j)
+		if j.Phase == backend.JobFailed || j.Waiting != "" {
+			if fs, err := b.Diagnose(ctx, backend.Ref{Kind: "job", Name: j.Name}); err == nil {
+				Findings(w, fs)
+			}
+		}
+	case "service":
+		s, err := b.GetService(ctx, opts.Name)
+		if err != nil {
+			return err
+		}
+		Service(w, s)
+		if s.ReadyReplicas < s.DesiredReplicas {
+			if fs, err := b.Diagnose(ctx, backend.Ref{Kind: "service", Name: s.Name}); err == nil {
+				Findings(w, fs)
+			}
+		}
+	default:
+		return fmt.Errorf("describe shows jobs and services; for volumes use petrel get volumes")
+	}
+	return nil
+}
+
+// Env renders environment variables with secret values masked.
+func Env(env []v1alpha1.EnvVar) string {
+	parts := make([]string, len(env))
+	for i, e := range env {
+		v := e.Value
+		if e.Secret {
+			v = "******"
+		}
+		parts[i] = e.Name + "=" + v
+	}
+	return strings.Join(parts, " ")
+}
+
+func ts(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "<none>"
+	}
+	return t.Local().Format(time.RFC3339)
+}
+
+// Job writes a job's description.
+func Job(w io.Writer, j *backend.Job) {
+	s := j.Spec
+	fmt.Fprintf(w, "Name:           %s\n", j.Name)
+	if j.Namespace != "" {
+		fmt.Fprintf(w, "Namespace:      %s\n", j.Namespace)
+	}
+	fmt.Fprintf(w, "Status:         %s\n", j.Phase)
+	if c := j.FinalCondition(); c != nil && c.Reason != "" {
+		fmt.Fprintf(w, "Reason:         %s: %s\n", c.Reason, c.Message)
+	}
+	if j.Waiting != "" {
+		fmt.Fprintf(w, "Waiting:        %s\n", j.Waiting)
+	}
+	fmt.Fprintf(w, "Created:        %s\nStarted:        %s\nCompleted:      %s\n", ts(&j.CreationTime), ts(j.StartTime), ts(j.CompletionTime))
+	fmt.Fprintf(w, "Image:          %s\n", orNone(s.Image))
+	fmt.Fprintf(w, "Command:        %q\n", append(append([]string(nil), s.Command...), s.Args...))
+	if len(s.Env) > 0 {
+		fmt.Fprintf(w, "Env:            %s\n", Env(s.Env))
+	}
+	res := []string{}
+	if s.Resources.CPU != nil {
+		res = append(res, "cpu="+s.Resources.CPU.String())
+	}
+	if s.Resources.Memory != nil {
+		res = append(res, "memory="+s.Resources.Memory.String())
+	}
+	if s.Resources.GPU > 0 {
+		res = append(res, fmt.Sprintf("%s=%d", s.Resources.GPUName(), s.Resources.GPU))
+	}
+	fmt.Fprintf(w, "Resources:      %s\n", orNone(strings.Join(res, " ")))
+	for _, m := range s.Volumes {
+		ro := ""
+		if m.ReadOnly {
+			ro = " (read-only)"
+		}
+		env := ""
+		if m.PathEnv != "" {
+			env = " as $(" + m.PathEnv + ")"
+		}
+		fmt.Fprintf(w, "Volume:         %s at %s%s%s\n", m.Name, m.MountPath, env, ro)
+	}
+	deadline := "<none>"
+	if s.ActiveDeadlineSeconds != nil {
+		deadline = fmt.Sprintf("%ds", *s.ActiveDeadlineSeconds)
+	}
+	fmt.Fprintf(w, "Backoff limit:  %d\nDeadline:       %s\n", s.EffectiveBackoffLimit(), deadline)
+	if p := s.PodFailurePolicy; p != nil {
+		for i, r := range p.Rules {
+			if r.OnExitCodes != nil {
+				fmt.Fprintf(w, "Failure rule %d: %s on exit codes %s %v\n", i, r.Action, r.OnExitCodes.Operator, r.OnExitCodes.Values)
+			}
+		}
+	}
+	fmt.Fprintf(w, "Attempts:       %d active, %d succeeded, %d failed\n", j.Active, j.Succeeded, j.Failed)
+	for _, n := range j.Notes {
+		fmt.Fprintf(w, "Note:           %s\n", n)
+	}
+	if len(j.Conditions) > 0 {
+		fmt.Fprintln(w, "\nConditions:")
+		t := printers.NewTable(w, "  TYPE", "STATUS", "REASON", "LAST TRANSITION", "MESSAGE")
+		for _, c := range j.Conditions {
+			t.Row("  "+c.Type, c.Status, orNone(c.Reason), ts(&c.LastTransitionTime), c.Message)
+		}
+		t.Flush()
+	}
+	if len(j.Attempts) > 0 {
+		fmt.Fprintln(w, "\nAttempts:")
+		t := printers.NewTable(w, "  #", "NAME", "PHASE", "EXIT CODE", "REASON", "STARTED", "DURATION", "GPUS", "MESSAGE")
+		for _, a := range j.Attempts {
+			code := "<none>"
+			if a.ExitCode != nil {
+				code = fmt.Sprint(*a.ExitCode)
+			}
+			dur := "<none>"
+			if a.StartTime != nil {
+				end := time.Now()
+				if a.EndTime != nil {
+					end = *a.EndTime
+				}
+				dur = printers.Age(end.Sub(*a.StartTime))
+			}
+			reason := orNone(a.Reason)
+			if a.Ignored {
+				reason += " (ignored by podFailurePolicy)"
+			}
+			t.Row(fmt.Sprintf("  %d", a.Index), a.Name, a.Phase, code, reason, ts(a.StartTime), dur, orNone(strings.Join(a.GPUs, ",")), a.Message)
+		}
+		t.Flush()
+	}
+	if len(j.LastMetrics) > 0 {
+		keys := make([]string, 0, len(j.LastMetrics))
+		for k := range j.LastMetrics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintln(w, "\nLast metrics:")
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %s = %g\n", k, j.LastMetrics[k])
+		}
+	}
+}
+
+// Service writes a service's description.
+func Service(w io.Writer, s *backend.Service) {
+	fmt.Fprintf(w, "Name:       %s\nURL:        %s\nReplicas:   %d ready / %d desired\n", s.Name, orNone(s.URL), s.ReadyReplicas, s.DesiredReplicas)
+	if s.Metric != "" {
+		fmt.Fprintf(w, "Metric:     %s\n", s.Metric)
+	}
+	fmt.Fprintf(w, "Command:    %q\n", append(append([]string(nil), s.Spec.Command...), s.Spec.Args...))
+	if len(s.Spec.Env) > 0 {
+		fmt.Fprintf(w, "Env:        %s\n", Env(s.Spec.Env))
+	}
+	if len(s.Replicas) > 0 {
+		fmt.Fprintln(w, "\nReplicas:")
+		t := printers.NewTable(w, "  #", "NAME", "PHASE", "READY", "PORT", "RESTARTS", "LAST REASON", "IN-FLIGHT", "AGE")
+		for _, r := range s.Replicas {
+			t.Row(fmt.Sprintf("  %d", r.Index), r.Name, r.Phase, r.Ready, r.Port, r.Restarts, orNone(r.LastReason), r.InFlight, printers.Since(r.StartTime))
+		}
+		t.Flush()
+	}
+	if len(s.Events) > 0 {
+		fmt.Fprintln(w, "\nEvents:")
+		t := printers.NewTable(w, "  AGE", "TYPE", "REASON", "MESSAGE")
+		for _, e := range s.Events {
+			t.Row("  "+printers.Since(&e.Time), e.Type, e.Reason, e.Message)
+		}
+		t.Flush()
+	}
+}
+
+// Findings writes a diagnosis.
+func Findings(w io.Writer, fs []backend.Finding) {
+	if len(fs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nDiagnosis:")
+	for _, f := range fs {
+		perm := ""
+		if f.Permanent {
+			perm = " (permanent: waiting will not help)"
+		}
+		fmt.Fprintf(w, "  [%s] %s%s\n", f.Severity, f.Message, perm)
+		for _, e := range f.Evidence {
+			fmt.Fprintf(w, "      evidence: %s\n", e)
+		}
+		if f.Fix != "" {
+			fmt.Fprintf(w, "      fix: %s\n", f.Fix)
+		}
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}

@@ -1,0 +1,92 @@
+// Package specfiles reads the -f arguments of apply, train, serve and
+// render: files, directories of *.yaml/*.yml, or "-" for standard input.
+package specfiles
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/petrel-dev/petrel/internal/spec"
+)
+
+// Read parses every -f argument and validates the documents together.
+// Errors are spec.ErrorList (every problem with file:line:col) or a read
+// error naming the file.
+func Read(paths []string, stdin io.Reader) ([]*spec.Document, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("no spec given: pass -f FILE (a file, a directory or - for standard input)")
+	}
+	var docs []*spec.Document
+	var errs spec.ErrorList
+	add := func(d []*spec.Document, err error) error {
+		if list, ok := err.(spec.ErrorList); ok {
+			errs = append(errs, list...)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		docs = append(docs, d...)
+		return nil
+	}
+	for _, p := range paths {
+		if p == "-" {
+			data, err := io.ReadAll(stdin)
+			if err != nil {
+				return nil, fmt.Errorf("read standard input: %w", err)
+			}
+			wd, _ := os.Getwd()
+			if err := add(spec.ParseDir("<stdin>", wd, data)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("read spec %s: %w", p, err)
+		}
+		files := []string{p}
+		if st.IsDir() {
+			files = nil
+			_ = filepath.WalkDir(p, func(fp string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && (strings.HasSuffix(fp, ".yaml") || strings.HasSuffix(fp, ".yml")) {
+					files = append(files, fp)
+				}
+				return nil
+			})
+			sort.Strings(files)
+		}
+		for _, fp := range files {
+			data, err := os.ReadFile(fp)
+			if err != nil {
+				return nil, fmt.Errorf("read spec %s: %w", fp, err)
+			}
+			dir, _ := filepath.Abs(filepath.Dir(fp))
+			d, err := spec.ParseDir(fp, dir, data)
+			if err := add(d, err); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return docs, nil
+}
+
+// ReadAndValidate is Read followed by spec.Validate with the volumes that
+// already exist on the target (so a job may mount a volume applied earlier).
+func ReadAndValidate(paths []string, stdin io.Reader, existingVolumes []string) ([]*spec.Document, error) {
+	docs, err := Read(paths, stdin)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(docs, existingVolumes...); err != nil {
+		return nil, err
+	}
+	return docs, nil
+}

@@ -1,0 +1,221 @@
+// Package train is `petrel train -f FILE`: create the training job, stream
+// its attempts' output with a visible state line, and exit 0 when it
+// completes or 1 with the reason when it fails.
+package train
+
+import (
+	"context"
+
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/cli/factory"
+	"github.com/petrel-dev/petrel/internal/cli/printers"
+	"github.com/petrel-dev/petrel/internal/cli/specfiles"
+	"github.com/petrel-dev/petrel/internal/spec"
+)
+
+// Options holds everything train needs.
+type Options struct {
+	IO      *factory.IOStreams
+	Backend func(context.Context) (backend.Backend, error)
+	Files   []string
+	Detach  bool
+}
+
+// NewCmd returns `petrel train`. runF replaces the run function in tests.
+func NewCmd(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IO, Backend: f.Backend}
+	cmd := &cobra.Command{
+		Use:   "train -f FILE",
+		Short: "Run a training job and follow it to the end",
+		Long: `Create the TrainingJob (and the Volumes) in FILE, stream every attempt's
+output prefixed with its attempt number, and exit 0 when the job completes,
+1 with the reason when it fails. A job that finished earlier is run again;
+Ctrl-C detaches (the job keeps running).`,
+		Example: `  petrel train -f examples/digits/train.yaml
+  petrel train -f train.yaml --detach`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringSliceVarP(&opts.Files, "filename", "f", nil, "spec file, directory or - for standard input")
+	cmd.Flags().BoolVar(&opts.Detach, "detach", false, "return once the job is created")
+	_ = cmd.MarkFlagRequired("filename")
+	return cmd
+}
+
+type replacer interface {
+	ApplyReplace(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error)
+}
+
+// volumeNames lists the target's volumes (for validation of mounts).
+func volumeNames(ctx context.Context, b backend.Backend) []string {
+	vs, err := b.ListVolumes(ctx)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Name
+	}
+	return out
+}
+
+// Run creates the job and follows it.
+func Run(ctx context.Context, opts *Options) error {
+	docs, err := specfiles.Read(opts.Files, opts.IO.In)
+	if err != nil {
+		return err
+	}
+	var job *v1alpha1.TrainingJob
+	for _, d := range docs {
+		if j, ok := d.Object.(*v1alpha1.TrainingJob); ok {
+			if job != nil {
+				return fmt.Errorf("%s has more than one TrainingJob (%s, %s): train follows one; use petrel apply for several", d.File, job.Metadata.Name, j.Metadata.Name)
+			}
+			job = j
+		}
+	}
+	if job == nil {
+		return fmt.Errorf("no TrainingJob in %s: train runs a kind: TrainingJob (use petrel apply or petrel serve for other kinds)", strings.Join(opts.Files, ", "))
+	}
+	b, err := opts.Backend(ctx)
+	if err != nil {
+		return err
+	}
+	if err := spec.Validate(docs, volumeNames(ctx, b)...); err != nil {
+		return err
+	}
+	var applied []backend.Applied
+	if r, ok := b.(replacer); ok {
+		applied, err = r.ApplyReplace(ctx, docs)
+	} else {
+		applied, err = b.Apply(ctx, docs)
+	}
+	if err != nil {
+		return err
+	}
+	for _, a := range applied {
+		fmt.Fprintf(opts.IO.ErrOut, "%s/%s %s\n", strings.ToLower(a.Kind), a.Name, a.Action)
+	}
+	if opts.Detach {
+		fmt.Fprintf(opts.IO.ErrOut, "follow it with: petrel logs %s -f\n", job.Metadata.Name)
+		return nil
+	}
+	return Follow(ctx, opts.IO, b, job.Metadata.Name)
+}
+
+// Follow streams a job's logs to out and its state changes to errOut until
+// it finishes. It returns nil when the job completes and an *ExitError
+// (code 1) with the reason when it fails; on ctx cancel it detaches.
+func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name string) error {
+	watch, err := b.WatchJob(ctx, name)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	lw := &lockedWriter{w: io.Out}
+	logCtx, stopLogs := context.WithCancel(ctx)
+	defer stopLogs()
+	go func() {
+		defer wg.Done()
+		_ = b.Logs(logCtx, backend.Ref{Kind: "job", Name: name}, backend.LogOptions{Attempt: -1, Replica: -1, Follow: true}, lw)
+	}()
+	var last backend.Job
+	lastLine := ""
+	for j := range watch {
+		last = j
+		if line := stateLine(&j); line != lastLine {
+			lw.mu.Lock()
+			fmt.Fprintf(io.ErrOut, "petrel: %s\n", line)
+			lw.mu.Unlock()
+			lastLine = line
+		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(io.ErrOut, "\npetrel: detached; job %s keeps running (petrel logs %s -f)\n", name, name)
+		return nil
+	}
+	if !last.Finished() {
+		return fmt.Errorf("lost the watch on job %s before it finished; check it with petrel describe job %s", name, name)
+	}
+	// Let the log stream drain what the last attempt wrote.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		stopLogs()
+		<-done
+	}
+	c := last.FinalCondition()
+	dur := ""
+	if last.StartTime != nil && last.CompletionTime != nil {
+		dur = " in " + printers.Age(last.CompletionTime.Sub(*last.StartTime))
+	}
+	if last.Phase == backend.JobComplete {
+		fmt.Fprintf(io.ErrOut, "petrel: job %s completed%s after %d attempt(s)\n", name, dur, len(last.Attempts))
+		return nil
+	}
+	msg := fmt.Sprintf("job %s failed%s: %s", name, dur, c.Reason)
+	if c.Message != "" {
+		msg += ": " + c.Message
+	}
+	if findings, err := b.Diagnose(ctx, backend.Ref{Kind: "job", Name: name}); err == nil && len(findings) > 0 {
+		fmt.Fprintln(io.ErrOut, "petrel: diagnosis:")
+		for _, f := range findings {
+			fmt.Fprintf(io.ErrOut, "  - %s\n", f.Message)
+			if f.Fix != "" {
+				fmt.Fprintf(io.ErrOut, "    fix: %s\n", f.Fix)
+			}
+		}
+	}
+	return &printers.ExitError{Code: 1, Msg: msg}
+}
+
+// stateLine summarises a job's state for the live status line.
+func stateLine(j *backend.Job) string {
+	total := int(j.Spec.EffectiveBackoffLimit()) + 1
+	switch {
+	case j.Finished():
+		c := j.FinalCondition()
+		if c != nil && c.Reason != "" {
+			return fmt.Sprintf("job %s %s (%s)", j.Name, j.Phase, c.Reason)
+		}
+		return fmt.Sprintf("job %s %s", j.Name, j.Phase)
+	case j.Waiting != "":
+		return fmt.Sprintf("job %s %s: %s", j.Name, j.Phase, j.Waiting)
+	case len(j.Attempts) > 0:
+		a := j.Attempts[len(j.Attempts)-1]
+		gpus := ""
+		if len(a.GPUs) > 0 {
+			gpus = ", GPUs " + strings.Join(a.GPUs, ",")
+		}
+		return fmt.Sprintf("job %s %s: attempt %d of at most %d%s", j.Name, j.Phase, a.Index, total, gpus)
+	}
+	return fmt.Sprintf("job %s %s", j.Name, j.Phase)
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,428 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/spec"
+)
+
+var _ backend.Backend = (*Engine)(nil)
+
+// errNoServices is returned by the service methods until the serving
+// reconciler is part of the engine.
+var errNoServices = errors.New("inference services are not supported by this local engine build")
+
+// load reads the store and settles every attempt that was running when
+// the previous server stopped: a finished one gets its recorded outcome, a
+// live one is re-adopted, a lost one (its shim gone without a status) is
+// failed and the retry policy applies.
+func (e *Engine) load() error {
+	jobs, err := e.store.loadJobs(e.ctx)
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	if err := e.store.loadRecords(e.ctx, "volumes", func(b []byte) error {
+		v := &volumeRecord{}
+		if err := json.Unmarshal(b, v); err != nil {
+			return err
+		}
+		e.volumes[v.Name] = v
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read volumes: %w", err)
+	}
+	for _, r := range jobs {
+		e.jobs[r.Name] = r
+		for i := range r.Attempts {
+			a := &r.Attempts[i]
+			if a.Phase != "Running" {
+				continue
+			}
+			dir := attemptDir(e.jobDir(r.Name), i)
+			ra := &runningAttempt{job: r.Name, index: i, dir: dir, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
+			// Metrics already stored are not read twice.
+			if st, err := os.Stat(filepath.Join(dir, LogFile)); err == nil {
+				if pts, _ := e.store.metrics(e.ctx, r.Name); len(pts) > 0 {
+					ra.metrics.off = st.Size()
+				}
+			}
+			if r.Finished() && r.Conditions[len(r.Conditions)-1].Reason == backend.ReasonDeadlineExceeded {
+				ra.deadline = true
+			}
+			var gpus []int
+			for _, g := range a.GPUs {
+				var n int
+				fmt.Sscan(g, &n)
+				gpus = append(gpus, n)
+			}
+			ra.gpus = gpus
+			e.gpus.reserve(gpus, r.Name)
+			e.running[r.Name] = ra
+			e.wg.Add(2)
+			go e.adopt(ra)
+			go e.tailMetrics(ra)
+		}
+	}
+	for name := range e.jobs {
+		go e.enqueue(name)
+	}
+	return nil
+}
+
+// adopt watches an attempt started by an earlier server: it cannot wait()
+// on a process it did not start, so it polls the shim's status file and
+// the shim's liveness (pid + start time).
+func (e *Engine) adopt(ra *runningAttempt) {
+	defer e.wg.Done()
+	var p ShimPids
+	pidsErr := readJSON(filepath.Join(ra.dir, shimPidsFile), &p)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, err := os.Stat(filepath.Join(ra.dir, shimStatusFile)); err == nil {
+			e.attemptExited(ra)
+			return
+		}
+		if pidsErr == nil && !alive(p.ShimPid, p.ShimStartTicks) {
+			// The shim may have written status.json just before exiting.
+			if _, err := os.Stat(filepath.Join(ra.dir, shimStatusFile)); err != nil {
+				e.cfg.Logf("attempt %s-%d lost its shim; failing it", ra.job, ra.index)
+				if alive(p.Pid, p.StartTicks) {
+					_ = killGroup(p.Pid)
+				}
+			}
+			e.attemptExited(ra)
+			return
+		}
+		if pidsErr != nil {
+			// No pids file: the shim died before starting the workload.
+			e.attemptExited(ra)
+			return
+		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Apply implements backend.Backend: volumes first, then jobs; all
+// documents were validated by internal/spec. It stops at the first error.
+func (e *Engine) Apply(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
+	return e.apply(ctx, docs, false)
+}
+
+// ApplyReplace is Apply, except that a finished job is replaced by a new
+// run (petrel train).
+func (e *Engine) ApplyReplace(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
+	return e.apply(ctx, docs, true)
+}
+
+func (e *Engine) apply(ctx context.Context, docs []*spec.Document, replace bool) ([]backend.Applied, error) {
+	sorted := append([]*spec.Document(nil), docs...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		return sorted[i].Object.GetKind() == v1alpha1.KindVolume && sorted[j].Object.GetKind() != v1alpha1.KindVolume
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []backend.Applied
+	for _, d := range sorted {
+		var action string
+		var err error
+		switch o := d.Object.(type) {
+		case *v1alpha1.Volume:
+			action, err = e.applyVolume(ctx, o, d.Dir)
+		case *v1alpha1.TrainingJob:
+			action, err = e.applyJob(ctx, o, d.Dir, replace)
+		case *v1alpha1.InferenceService:
+			err = errNoServices
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, backend.Applied{Kind: d.Object.GetKind(), Name: d.Object.GetName(), Action: action})
+	}
+	return out, nil
+}
+
+func (e *Engine) snapshot(r *jobRecord) backend.Job {
+	j := r.Job
+	j.Attempts = append([]backend.Attempt(nil), r.Attempts...)
+	j.Conditions = append([]backend.Condition(nil), r.Conditions...)
+	if r.LastMetrics != nil {
+		j.LastMetrics = make(map[string]float64, len(r.LastMetrics))
+		for k, v := range r.LastMetrics {
+			j.LastMetrics[k] = v
+		}
+	}
+	j.Notes = append([]string(nil), r.Notes...)
+	return j
+}
+
+// GetJob implements backend.Backend.
+func (e *Engine) GetJob(ctx context.Context, name string) (*backend.Job, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.jobs[name]
+	if !ok {
+		return nil, fmt.Errorf("job %q: %w", name, backend.ErrNotFound)
+	}
+	j := e.snapshot(r)
+	return &j, nil
+}
+
+// ListJobs implements backend.Backend.
+func (e *Engine) ListJobs(ctx context.Context) ([]backend.Job, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]backend.Job, 0, len(e.jobs))
+	for _, r := range e.jobs {
+		out = append(out, e.snapshot(r))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreationTime.Equal(out[j].CreationTime) {
+			return out[i].CreationTime.Before(out[j].CreationTime)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// WatchJob implements backend.Backend.
+func (e *Engine) WatchJob(ctx context.Context, name string) (<-chan backend.Job, error) {
+	e.mu.Lock()
+	r, ok := e.jobs[name]
+	if !ok {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("job %q: %w", name, backend.ErrNotFound)
+	}
+	first := e.snapshot(r)
+	ch := e.changes(name)
+	e.mu.Unlock()
+	out := make(chan backend.Job, 1)
+	go func() {
+		defer close(out)
+		cur := first
+		for {
+			select {
+			case out <- cur:
+			case <-ctx.Done():
+				return
+			}
+			if cur.Finished() {
+				return
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			case <-e.ctx.Done():
+				return
+			}
+			e.mu.Lock()
+			r, ok := e.jobs[name]
+			if !ok {
+				e.mu.Unlock()
+				return
+			}
+			cur = e.snapshot(r)
+			ch = e.changes(name)
+			e.mu.Unlock()
+		}
+	}()
+	return out, nil
+}
+
+// Metrics implements backend.Backend.
+func (e *Engine) Metrics(ctx context.Context, name string) ([]backend.MetricPoint, error) {
+	e.mu.Lock()
+	_, ok := e.jobs[name]
+	e.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("job %q: %w", name, backend.ErrNotFound)
+	}
+	return e.store.metrics(ctx, name)
+}
+
+// ListVolumes implements backend.Backend.
+func (e *Engine) ListVolumes(ctx context.Context) ([]backend.VolumeStatus, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]backend.VolumeStatus, 0, len(e.volumes))
+	for _, v := range e.volumes {
+		out = append(out, v.VolumeStatus)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Delete implements backend.Backend for jobs and volumes.
+func (e *Engine) Delete(ctx context.Context, ref backend.Ref) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch ref.Kind {
+	case "job":
+		if _, ok := e.jobs[ref.Name]; !ok {
+			return fmt.Errorf("job %q: %w", ref.Name, backend.ErrNotFound)
+		}
+		return e.deleteJobLocked(ctx, ref.Name)
+	case "volume":
+		return e.deleteVolume(ctx, ref.Name)
+	case "service":
+		return errNoServices
+	}
+	return fmt.Errorf("cannot delete %q: kinds are job, service and volume", ref.Kind)
+}
+
+// GetService implements backend.Backend.
+func (e *Engine) GetService(ctx context.Context, name string) (*backend.Service, error) {
+	return nil, errNoServices
+}
+
+// ListServices implements backend.Backend.
+func (e *Engine) ListServices(ctx context.Context) ([]backend.Service, error) {
+	return nil, nil
+}
+
+// Scale implements backend.Backend.
+func (e *Engine) Scale(ctx context.Context, name string, replicas int32) error {
+	return errNoServices
+}
+
+// Diagnose implements backend.Backend for jobs.
+func (e *Engine) Diagnose(ctx context.Context, ref backend.Ref) ([]backend.Finding, error) {
+	switch ref.Kind {
+	case "job":
+		j, err := e.GetJob(ctx, ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		return analyzeJob(*j), nil
+	}
+	return nil, fmt.Errorf("diagnose %s/%s: the local engine diagnoses jobs", ref.Kind, ref.Name)
+}
+
+// Logs implements backend.Backend for jobs: one attempt, or every attempt
+// with an "[attempt N] " prefix per line. Follow streams until the job
+// finishes.
+func (e *Engine) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOptions, w io.Writer) error {
+	if ref.Kind != "job" {
+		return errNoServices
+	}
+	e.mu.Lock()
+	_, ok := e.jobs[ref.Name]
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("job %q: %w", ref.Name, backend.ErrNotFound)
+	}
+	if opts.Attempt >= 0 {
+		return e.streamAttempt(ctx, ref.Name, opts.Attempt, "", opts.Follow, w)
+	}
+	for idx := 0; ; idx++ {
+		// Wait for attempt idx to exist, or the job to finish.
+		for {
+			e.mu.Lock()
+			r, ok := e.jobs[ref.Name]
+			if !ok {
+				e.mu.Unlock()
+				return nil
+			}
+			n, done := len(r.Attempts), r.Finished() && e.running[ref.Name] == nil
+			ch := e.changes(ref.Name)
+			e.mu.Unlock()
+			if idx < n {
+				break
+			}
+			if done || !opts.Follow {
+				return nil
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := e.streamAttempt(ctx, ref.Name, idx, fmt.Sprintf("[attempt %d] ", idx), opts.Follow, w); err != nil {
+			return err
+		}
+	}
+}
+
+// streamAttempt copies one attempt's log to w line by line with prefix; with
+// follow it keeps reading until the attempt has ended and the file is drained.
+func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix string, follow bool, w io.Writer) error {
+	e.mu.Lock()
+	r, ok := e.jobs[job]
+	if !ok || idx >= len(r.Attempts) {
+		e.mu.Unlock()
+		return fmt.Errorf("attempt %d of job %q: %w", idx, job, backend.ErrNotFound)
+	}
+	e.mu.Unlock()
+	path := filepath.Join(attemptDir(e.jobDir(job), idx), LogFile)
+	var f *os.File
+	var reader *bufio.Reader
+	var partial []byte
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	for {
+		e.mu.Lock()
+		r, ok := e.jobs[job]
+		ended := !ok || idx >= len(r.Attempts) || r.Attempts[idx].Phase != "Running"
+		e.mu.Unlock()
+		if f == nil {
+			if of, err := os.Open(path); err == nil {
+				f, reader = of, bufio.NewReader(of)
+			}
+		}
+		if f != nil {
+			for {
+				line, err := reader.ReadBytes('\n')
+				if len(line) > 0 && line[len(line)-1] == '\n' {
+					if _, werr := fmt.Fprintf(w, "%s%s", prefix, append(partial, line...)); werr != nil {
+						return werr
+					}
+					partial = nil
+					if fl, ok := w.(interface{ Flush() }); ok {
+						fl.Flush()
+					}
+					continue
+				}
+				partial = append(partial, line...)
+				if err != nil {
+					break
+				}
+			}
+		}
+		if ended || !follow {
+			if len(partial) > 0 {
+				fmt.Fprintf(w, "%s%s\n", prefix, partial)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// analyzeJob is replaced by internal/diagnose's analysers when they land.
+var analyzeJob = func(j backend.Job) []backend.Finding { return nil }

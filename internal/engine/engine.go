@@ -1,0 +1,177 @@
+// Package engine is petrel's local engine: a set of small level-triggered
+// reconcilers over a SQLite store that run training jobs (and inference
+// services) as processes on this machine with the semantics of their
+// Kubernetes counterparts. Engine implements backend.Backend in-process;
+// internal/server exposes it over a unix socket.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Config configures an Engine. Zero values take the defaults shown.
+type Config struct {
+	// Home is the state directory ($PETREL_HOME): state.db, jobs/, volumes/.
+	Home string
+	// BackoffBase is the first retry delay after a failed attempt (10 s,
+	// the Job controller's DefaultJobPodFailureBackOff); it doubles per
+	// failure up to BackoffMax (10 min, MaxJobPodFailureBackOff in
+	// Kubernetes v1.37's pkg/controller/job/job_controller.go).
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// GPUs are the devices to hand out; nil means DiscoverGPUs.
+	GPUs []GPU
+	// ShimArgv is the argv prefix that runs the shim; the attempt directory
+	// is appended. Default: this executable with the "shim" subcommand.
+	ShimArgv []string
+	// Logf receives the engine's own log lines (default: discard).
+	Logf func(format string, args ...any)
+}
+
+// Engine runs workloads locally. All methods are safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	store *store
+
+	mu        sync.Mutex
+	jobs      map[string]*jobRecord
+	volumes   map[string]*volumeRecord
+	running   map[string]*runningAttempt // by job name
+	gpus      *gpuAllocator
+	limitsErr error // why cgroup limits cannot be enforced, or nil
+	subs      map[string]chan struct{}
+	timers    map[string]*time.Timer
+
+	queue  chan string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New opens (or creates) the state in cfg.Home, re-adopts or settles every
+// attempt that was running when the previous server stopped, and starts
+// the reconcilers. Close stops them; workloads keep running.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Home == "" {
+		return nil, fmt.Errorf("engine: Home is required")
+	}
+	if cfg.BackoffBase == 0 {
+		cfg.BackoffBase = 10 * time.Second
+	}
+	if cfg.BackoffMax == 0 {
+		cfg.BackoffMax = 10 * time.Minute
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if len(cfg.ShimArgv) == 0 {
+		cfg.ShimArgv = []string{"/proc/self/exe", "shim"}
+		if exe, err := os.Executable(); err == nil {
+			cfg.ShimArgv[0] = exe
+		}
+	}
+	for _, d := range []string{cfg.Home, filepath.Join(cfg.Home, "jobs"), filepath.Join(cfg.Home, "volumes")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create state directory: %w", err)
+		}
+	}
+	if cfg.GPUs == nil {
+		gpus, err := DiscoverGPUs(context.Background())
+		if err != nil {
+			cfg.Logf("GPU discovery failed, running without GPUs: %v", err)
+		}
+		cfg.GPUs = gpus
+	}
+	st, err := openStore(filepath.Join(cfg.Home, "state.db"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		cfg: cfg, store: st,
+		jobs: map[string]*jobRecord{}, volumes: map[string]*volumeRecord{}, running: map[string]*runningAttempt{},
+		gpus: newGPUAllocator(cfg.GPUs), subs: map[string]chan struct{}{}, timers: map[string]*time.Timer{},
+		queue: make(chan string, 4096), ctx: ctx, cancel: cancel,
+	}
+	e.limitsErr = CgroupSupport()
+	if err := e.load(); err != nil {
+		st.Close()
+		cancel()
+		return nil, err
+	}
+	e.wg.Add(1)
+	go e.worker()
+	return e, nil
+}
+
+// Close stops the reconcilers and closes the store. Running workloads are
+// left to their shims; the next Engine re-adopts them.
+func (e *Engine) Close() error {
+	e.cancel()
+	e.mu.Lock()
+	for _, t := range e.timers {
+		t.Stop()
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+	return e.store.Close()
+}
+
+// GPUs returns the devices the engine manages.
+func (e *Engine) GPUs() []GPU { return e.cfg.GPUs }
+
+// LimitsError says why CPU and memory limits are not enforced on this host
+// (nil when they are).
+func (e *Engine) LimitsError() error { return e.limitsErr }
+
+func (e *Engine) worker() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case name := <-e.queue:
+			e.reconcileJob(name)
+		}
+	}
+}
+
+// enqueue asks the reconciler to look at job name.
+func (e *Engine) enqueue(name string) {
+	select {
+	case e.queue <- name:
+	case <-e.ctx.Done():
+	}
+}
+
+// enqueueAfter schedules a reconcile after d; a later call replaces it.
+// Caller holds e.mu.
+func (e *Engine) enqueueAfter(name string, d time.Duration) {
+	if t, ok := e.timers[name]; ok {
+		t.Stop()
+	}
+	e.timers[name] = time.AfterFunc(d, func() { e.enqueue(name) })
+}
+
+// changed wakes everyone watching name. Caller holds e.mu.
+func (e *Engine) changed(name string) {
+	if ch, ok := e.subs[name]; ok {
+		close(ch)
+		delete(e.subs, name)
+	}
+}
+
+// changes returns a channel closed at the next change of name. Caller holds e.mu.
+func (e *Engine) changes(name string) <-chan struct{} {
+	ch, ok := e.subs[name]
+	if !ok {
+		ch = make(chan struct{})
+		e.subs[name] = ch
+	}
+	return ch
+}

@@ -1,0 +1,159 @@
+package engine
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Limits are the resource limits of one attempt: MemoryBytes (0 = none)
+// and CPUMillicores (0 = none), from spec.resources.memory and .cpu.
+type Limits struct {
+	MemoryBytes   int64 `json:"memoryBytes,omitempty"`
+	CPUMillicores int64 `json:"cpuMillicores,omitempty"`
+}
+
+// cpuPeriodMicros is the CFS period; the quota is millicores × period / 1000,
+// as the kubelet sets cpu.cfs_quota_us for a CPU limit.
+const cpuPeriodMicros = 100000
+
+// limiter places a process in a fresh cgroup with the attempt's limits and
+// reports OOM kills. It hides cgroup v1 versus v2 (containerd/cgroups).
+type limiter interface {
+	Add(pid int) error
+	// OOMKilled reports whether the kernel OOM-killed a process in the group.
+	OOMKilled() bool
+	Delete()
+}
+
+// CgroupSupport reports whether this host lets petrel create cgroups with
+// memory and CPU limits; the error says why not (describe shows it).
+func CgroupSupport() error {
+	l, err := newLimiter(fmt.Sprintf("petrel/probe-%d", os.Getpid()), Limits{MemoryBytes: 64 << 20, CPUMillicores: 1000})
+	if err != nil {
+		return err
+	}
+	l.Delete()
+	return nil
+}
+
+// newLimiter creates the cgroup named group (nested under this process's
+// own cgroup, so it works inside a container that delegates its subtree).
+func newLimiter(group string, lim Limits) (limiter, error) {
+	switch cgroups.Mode() {
+	case cgroups.Unified:
+		return newV2(group, lim)
+	case cgroups.Legacy, cgroups.Hybrid:
+		return newV1(group, lim)
+	}
+	return nil, fmt.Errorf("no cgroup hierarchy is mounted")
+}
+
+type v1Limiter struct {
+	cg  cgroup1.Cgroup
+	dir string // memory controller directory, for memory.oom_control
+}
+
+func memCPUHierarchy() ([]cgroup1.Subsystem, error) {
+	all, err := cgroup1.Default()
+	if err != nil {
+		return nil, err
+	}
+	var out []cgroup1.Subsystem
+	for _, s := range all {
+		if s.Name() == cgroup1.Memory || s.Name() == cgroup1.Cpu {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func newV1(group string, lim Limits) (limiter, error) {
+	res := &specs.LinuxResources{}
+	if lim.MemoryBytes > 0 {
+		m := lim.MemoryBytes
+		res.Memory = &specs.LinuxMemory{Limit: &m, Swap: &m}
+	}
+	if lim.CPUMillicores > 0 {
+		q, p := lim.CPUMillicores*cpuPeriodMicros/1000, uint64(cpuPeriodMicros)
+		res.CPU = &specs.LinuxCPU{Quota: &q, Period: &p}
+	}
+	path := cgroup1.NestedPath(group)
+	cg, err := cgroup1.New(path, res, cgroup1.WithHierarchy(memCPUHierarchy))
+	if err != nil && lim.MemoryBytes > 0 && strings.Contains(err.Error(), "memsw") {
+		// No swap accounting on this kernel: set the memory limit alone.
+		res.Memory.Swap = nil
+		cg, err = cgroup1.New(path, res, cgroup1.WithHierarchy(memCPUHierarchy))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create cgroup v1 %s: %w", group, err)
+	}
+	p, _ := path(cgroup1.Memory)
+	root, _ := cgroup1.RootPath(cgroup1.Memory)
+	return &v1Limiter{cg: cg, dir: filepath.Join(root, p)}, nil
+}
+
+func (l *v1Limiter) Add(pid int) error { return l.cg.AddProc(uint64(pid)) }
+func (l *v1Limiter) OOMKilled() bool {
+	return readKeyed(filepath.Join(l.dir, "memory.oom_control"), "oom_kill") > 0
+}
+func (l *v1Limiter) Delete() { _ = l.cg.Delete() }
+
+type v2Limiter struct {
+	m   *cgroup2.Manager
+	dir string
+}
+
+func newV2(group string, lim Limits) (limiter, error) {
+	parent, err := cgroup2.NestedGroupPath("")
+	if err != nil {
+		return nil, err
+	}
+	g := filepath.Join(parent, group)
+	res := &cgroup2.Resources{}
+	if lim.MemoryBytes > 0 {
+		m, zero := lim.MemoryBytes, int64(0)
+		res.Memory = &cgroup2.Memory{Max: &m, Swap: &zero}
+	}
+	if lim.CPUMillicores > 0 {
+		q, p := lim.CPUMillicores*cpuPeriodMicros/1000, uint64(cpuPeriodMicros)
+		res.CPU = &cgroup2.CPU{Max: cgroup2.NewCPUMax(&q, &p)}
+	}
+	m, err := cgroup2.NewManager("/sys/fs/cgroup", g, res)
+	if err != nil {
+		return nil, fmt.Errorf("create cgroup v2 %s: %w", g, err)
+	}
+	return &v2Limiter{m: m, dir: filepath.Join("/sys/fs/cgroup", g)}, nil
+}
+
+func (l *v2Limiter) Add(pid int) error { return l.m.AddProc(uint64(pid)) }
+func (l *v2Limiter) OOMKilled() bool {
+	return readKeyed(filepath.Join(l.dir, "memory.events"), "oom_kill") > 0
+}
+func (l *v2Limiter) Delete() { _ = l.m.Delete() }
+
+// readKeyed reads "key value" lines (memory.oom_control, memory.events).
+func readKeyed(path, key string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), " ")
+		if ok && k == key {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,143 @@
+package engine
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+// katibMetric is Katib's default StdOut metrics filter
+// (pkg/metricscollector/v1beta1/common: `([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)`),
+// so `epoch=3 loss=0.41 accuracy=0.93` yields three samples.
+var katibMetric = regexp.MustCompile(`([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)`)
+
+// ParseMetricLine returns the name=value pairs of one output line, in order.
+func ParseMetricLine(line string) [][2]string {
+	var out [][2]string
+	for _, m := range katibMetric.FindAllStringSubmatch(line, -1) {
+		if m[2] == "" || m[2] == "+" || m[2] == "-" {
+			continue
+		}
+		out = append(out, [2]string{m[1], m[2]})
+	}
+	return out
+}
+
+// metricsTail reads an attempt's log file incrementally and turns complete
+// lines into metric points.
+type metricsTail struct {
+	path string
+	mu   sync.Mutex
+	off  int64
+	part []byte
+	pts  []backend.MetricPoint
+	done chan struct{}
+	once sync.Once
+}
+
+func newMetricsTail(path string) *metricsTail {
+	return &metricsTail{path: path, done: make(chan struct{})}
+}
+
+func (m *metricsTail) stop() { m.once.Do(func() { close(m.done) }) }
+
+// read consumes new bytes; final treats a trailing partial line as complete.
+func (m *metricsTail) read(attempt int, final bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, err := os.Open(m.path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.Seek(m.off, io.SeekStart); err != nil {
+		return
+	}
+	b, _ := io.ReadAll(f)
+	m.off += int64(len(b))
+	data := append(m.part, b...)
+	now := time.Now()
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		m.addLine(attempt, string(data[:i]), now)
+		data = data[i+1:]
+	}
+	m.part = append([]byte(nil), data...)
+	if final && len(m.part) > 0 {
+		m.addLine(attempt, string(m.part), now)
+		m.part = nil
+	}
+}
+
+func (m *metricsTail) addLine(attempt int, line string, t time.Time) {
+	for _, kv := range ParseMetricLine(line) {
+		v, err := strconv.ParseFloat(kv[1], 64)
+		if err != nil {
+			continue
+		}
+		m.pts = append(m.pts, backend.MetricPoint{Attempt: attempt, Time: t, Name: kv[0], Value: v})
+	}
+}
+
+func (m *metricsTail) take() []backend.MetricPoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.pts
+	m.pts = nil
+	return p
+}
+
+// tailMetrics stores an attempt's metrics about once a second while it runs.
+func (e *Engine) tailMetrics(ra *runningAttempt) {
+	defer e.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ra.metrics.done:
+			return
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+			ra.metrics.read(ra.index, false)
+			if pts := ra.metrics.take(); len(pts) > 0 {
+				e.mu.Lock()
+				e.recordMetrics(ra.job, pts)
+				e.mu.Unlock()
+			}
+		}
+	}
+}
+
+// storeMetrics does the final read of a finished attempt. Caller holds e.mu.
+func (e *Engine) storeMetrics(job string, ra *runningAttempt) {
+	ra.metrics.read(ra.index, true)
+	e.recordMetrics(job, ra.metrics.take())
+}
+
+func (e *Engine) recordMetrics(job string, pts []backend.MetricPoint) {
+	r, ok := e.jobs[job]
+	if !ok || len(pts) == 0 {
+		return
+	}
+	if err := e.store.addMetrics(e.ctx, job, pts); err != nil {
+		e.cfg.Logf("store metrics of %s: %v", job, err)
+		return
+	}
+	if r.LastMetrics == nil {
+		r.LastMetrics = map[string]float64{}
+	}
+	for _, p := range pts {
+		r.LastMetrics[p.Name] = p.Value
+	}
+	e.persist(r)
+}

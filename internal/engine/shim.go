@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The shim is petrel's per-attempt process owner, like containerd-shim or
+// conmon: `petrel shim DIR` (the same binary in another mode) reads
+// DIR/shim.json, starts the workload in its own process group with its
+// stdout and stderr going straight to the log file, records the pids, waits
+// for it and writes DIR/status.json. The server never holds the workload's
+// pipes or its wait status, so a crashed and restarted server re-adopts the
+// attempt from these files.
+const (
+	shimConfigFile = "shim.json"
+	shimPidsFile   = "pids.json"
+	shimStatusFile = "status.json"
+	// LogFile is the attempt's output file, written by the workload itself.
+	LogFile = "output.log"
+)
+
+// ShimConfig is what the server hands the shim (DIR/shim.json).
+type ShimConfig struct {
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"` // working directory
+	// Limits, when set, are enforced in cgroup Cgroup (relative to the
+	// shim's own cgroup).
+	Limits Limits `json:"limits"`
+	Cgroup string `json:"cgroup,omitempty"`
+}
+
+// ShimPids identifies the shim and workload processes (DIR/pids.json).
+// StartTicks are /proc/PID/stat start times, so a reused pid is never
+// mistaken for ours.
+type ShimPids struct {
+	ShimPid        int    `json:"shimPid"`
+	ShimStartTicks uint64 `json:"shimStartTicks"`
+	Pid            int    `json:"pid"` // workload pid = its process group id
+	StartTicks     uint64 `json:"startTicks"`
+	// LimitError says why limits could not be enforced, if they could not.
+	LimitError string    `json:"limitError,omitempty"`
+	Started    time.Time `json:"started"`
+}
+
+// ShimStatus is the attempt's outcome (DIR/status.json).
+type ShimStatus struct {
+	// ExitCode is the workload's exit code, or 128+signal when a signal
+	// ended it (the container runtime convention).
+	ExitCode   int32     `json:"exitCode"`
+	Signal     string    `json:"signal,omitempty"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
+	StartError string    `json:"startError,omitempty"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+}
+
+// RunShim is the shim's main. It returns only after status.json is written
+// (or when it cannot even read its config).
+func RunShim(dir string) error {
+	var cfg ShimConfig
+	if err := readJSON(filepath.Join(dir, shimConfigFile), &cfg); err != nil {
+		return fmt.Errorf("shim: %w", err)
+	}
+	status := ShimStatus{Started: time.Now()}
+	log, err := os.OpenFile(filepath.Join(dir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		status.StartError = err.Error()
+		status.ExitCode = 128
+		status.Finished = time.Now()
+		return writeJSONAtomic(filepath.Join(dir, shimStatusFile), status)
+	}
+	defer log.Close()
+
+	cmd := &exec.Cmd{Path: cfg.Argv[0], Args: cfg.Argv, Env: cfg.Env, Dir: cfg.Dir, Stdout: log, Stderr: log}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(log, "petrel: cannot start %q: %v\n", cfg.Argv[0], err)
+		status.StartError = err.Error()
+		status.ExitCode = 128
+		status.Finished = time.Now()
+		return writeJSONAtomic(filepath.Join(dir, shimStatusFile), status)
+	}
+	pids := ShimPids{ShimPid: os.Getpid(), ShimStartTicks: startTicks(os.Getpid()), Pid: cmd.Process.Pid,
+		StartTicks: startTicks(cmd.Process.Pid), Started: status.Started}
+	var lim limiter
+	if cfg.Cgroup != "" && (cfg.Limits.MemoryBytes > 0 || cfg.Limits.CPUMillicores > 0) {
+		// The workload joins its cgroup right after it starts; memory it
+		// touched in those few microseconds stays charged to the parent.
+		if lim, err = newLimiter(cfg.Cgroup, cfg.Limits); err == nil {
+			if err = lim.Add(cmd.Process.Pid); err != nil {
+				lim.Delete()
+				lim = nil
+			}
+		}
+		if err != nil {
+			pids.LimitError = err.Error()
+			fmt.Fprintf(log, "petrel: resource limits not enforced: %v\n", err)
+		}
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, shimPidsFile), pids); err != nil {
+		fmt.Fprintf(log, "petrel: record pids: %v\n", err)
+	}
+	werr := cmd.Wait()
+	status.Finished = time.Now()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		status.Signal = ws.Signal().String()
+		status.ExitCode = 128 + int32(ws.Signal())
+	} else {
+		status.ExitCode = int32(cmd.ProcessState.ExitCode())
+	}
+	var ee *exec.ExitError
+	if werr != nil && !errors.As(werr, &ee) {
+		fmt.Fprintf(log, "petrel: wait: %v\n", werr)
+	}
+	if lim != nil {
+		status.OOMKilled = lim.OOMKilled()
+		// Kill leftovers of the group before removing the cgroup.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		lim.Delete()
+	}
+	return writeJSONAtomic(filepath.Join(dir, shimStatusFile), status)
+}
+
+// startTicks returns field 22 of /proc/PID/stat (start time in clock
+// ticks since boot), or 0 when the process does not exist.
+func startTicks(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	if f[0] == "Z" { // a zombie has finished
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[19], 10, 64)
+	return n
+}
+
+// alive reports whether pid is still the process that started at ticks.
+func alive(pid int, ticks uint64) bool {
+	return pid > 0 && ticks != 0 && startTicks(pid) == ticks
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// writeJSONAtomic writes v to path through a temporary file and rename, so
+// a reader never sees a half-written file.
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// killGroup sends SIGKILL to the process group led by pid.
+func killGroup(pid int) error { return syscall.Kill(-pid, syscall.SIGKILL) }

@@ -1,0 +1,320 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/spec"
+)
+
+// Client implements backend.Backend over the server's unix socket.
+type Client struct {
+	home string
+	http *http.Client
+}
+
+var _ backend.Backend = (*Client)(nil)
+
+// NewClient returns a client for the server of home; it does not connect.
+func NewClient(home string) *Client {
+	sock := SocketPath(home)
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		MaxIdleConns: 4,
+	}
+	return &Client{home: home, http: &http.Client{Transport: tr}}
+}
+
+// Ping returns the server's info, or an error when none answers.
+func (c *Client) Ping(ctx context.Context) (*Info, error) {
+	var info Info
+	if err := c.do(ctx, http.MethodGet, "/v1/info", nil, &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+// Connect returns a client of home's server, starting `petrel server` in
+// the background first when none answers (its log: home/server.log). The
+// server is this same executable; extraArgs are passed to it.
+func Connect(ctx context.Context, home string, extraArgs ...string) (*Client, error) {
+	c := NewClient(home)
+	if _, err := c.Ping(ctx); err == nil {
+		return c, nil
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", home, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(home, "server.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	args := append([]string{"server", "--home", home}, extraArgs...)
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start petrel server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := c.Ping(ctx); err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+		select {
+		case <-exited:
+			// Another client may have won the race to start it.
+			if _, err := c.Ping(ctx); err == nil {
+				return c, nil
+			}
+			return nil, fmt.Errorf("petrel server exited at start; see %s", logPath)
+		default:
+		}
+	}
+	return nil, fmt.Errorf("petrel server did not answer on %s within 20s; see %s", SocketPath(home), logPath)
+}
+
+// Shutdown asks the server to stop and waits until its socket is gone.
+func (c *Client) Shutdown(ctx context.Context) error {
+	if err := c.do(ctx, http.MethodPost, "/v1/shutdown", nil, nil); err != nil {
+		return err
+	}
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat(SocketPath(c.home)); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return fmt.Errorf("server did not stop within 5s")
+}
+
+// do sends a JSON request and decodes a JSON response into out.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// send performs a request; a non-2xx answer becomes an error (ErrNotFound
+// wrapped for 404, spec.ErrorList for invalid specs).
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://petrel"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("petrel server on %s: %w", SocketPath(c.home), err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var ae apiError
+	if err := json.NewDecoder(resp.Body).Decode(&ae); err != nil {
+		return nil, fmt.Errorf("petrel server: %s", resp.Status)
+	}
+	if len(ae.Spec) > 0 {
+		return nil, spec.ErrorList(ae.Spec)
+	}
+	if ae.NotFound {
+		return nil, notFound(ae.Error)
+	}
+	return nil, errors.New(ae.Error)
+}
+
+type notFoundErr string
+
+func (e notFoundErr) Error() string { return string(e) }
+func (e notFoundErr) Unwrap() error { return backend.ErrNotFound }
+
+func notFound(msg string) error { return notFoundErr(msg) }
+
+func filesOf(docs []*spec.Document) []SpecFile {
+	var files []SpecFile
+	seen := map[string]bool{}
+	for _, d := range docs {
+		if seen[d.File] {
+			continue
+		}
+		seen[d.File] = true
+		path := d.File
+		if abs, err := filepath.Abs(path); err == nil && path != "-" {
+			path = abs
+		}
+		files = append(files, SpecFile{Path: path, Dir: d.Dir, Data: d.FileData})
+	}
+	return files
+}
+
+// Apply implements backend.Backend.
+func (c *Client) Apply(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
+	var out []backend.Applied
+	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs)}, &out)
+	return out, err
+}
+
+// ApplyReplace is Apply that re-runs finished jobs (petrel train).
+func (c *Client) ApplyReplace(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
+	var out []backend.Applied
+	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs), Replace: true}, &out)
+	return out, err
+}
+
+// GetJob implements backend.Backend.
+func (c *Client) GetJob(ctx context.Context, name string) (*backend.Job, error) {
+	var j backend.Job
+	if err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(name), nil, &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// ListJobs implements backend.Backend.
+func (c *Client) ListJobs(ctx context.Context) ([]backend.Job, error) {
+	var out []backend.Job
+	err := c.do(ctx, http.MethodGet, "/v1/jobs", nil, &out)
+	return out, err
+}
+
+// WatchJob implements backend.Backend over a streamed NDJSON response.
+func (c *Client) WatchJob(ctx context.Context, name string) (<-chan backend.Job, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(name)+"/watch", nil)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan backend.Job, 1)
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		dec := json.NewDecoder(bufio.NewReader(resp.Body))
+		for {
+			var j backend.Job
+			if err := dec.Decode(&j); err != nil {
+				return
+			}
+			select {
+			case ch <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// GetService implements backend.Backend.
+func (c *Client) GetService(ctx context.Context, name string) (*backend.Service, error) {
+	var s backend.Service
+	if err := c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(name), nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// ListServices implements backend.Backend.
+func (c *Client) ListServices(ctx context.Context) ([]backend.Service, error) {
+	var out []backend.Service
+	err := c.do(ctx, http.MethodGet, "/v1/services", nil, &out)
+	return out, err
+}
+
+// Scale implements backend.Backend.
+func (c *Client) Scale(ctx context.Context, name string, replicas int32) error {
+	return c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(name)+"/scale?replicas="+strconv.Itoa(int(replicas)), nil, nil)
+}
+
+// ListVolumes implements backend.Backend.
+func (c *Client) ListVolumes(ctx context.Context) ([]backend.VolumeStatus, error) {
+	var out []backend.VolumeStatus
+	err := c.do(ctx, http.MethodGet, "/v1/volumes", nil, &out)
+	return out, err
+}
+
+func objectPath(ref backend.Ref) string {
+	return "/v1/objects/" + url.PathEscape(ref.Kind) + "/" + url.PathEscape(ref.Name)
+}
+
+// Logs implements backend.Backend.
+func (c *Client) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOptions, w io.Writer) error {
+	q := url.Values{}
+	q.Set("attempt", strconv.Itoa(opts.Attempt))
+	q.Set("replica", strconv.Itoa(opts.Replica))
+	q.Set("follow", strconv.FormatBool(opts.Follow))
+	resp, err := c.send(ctx, http.MethodGet, objectPath(ref)+"/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// Metrics implements backend.Backend.
+func (c *Client) Metrics(ctx context.Context, name string) ([]backend.MetricPoint, error) {
+	var out []backend.MetricPoint
+	err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(name)+"/metrics", nil, &out)
+	return out, err
+}
+
+// Delete implements backend.Backend.
+func (c *Client) Delete(ctx context.Context, ref backend.Ref) error {
+	return c.do(ctx, http.MethodDelete, objectPath(ref), nil, nil)
+}
+
+// Diagnose implements backend.Backend.
+func (c *Client) Diagnose(ctx context.Context, ref backend.Ref) ([]backend.Finding, error) {
+	var out []backend.Finding
+	err := c.do(ctx, http.MethodGet, objectPath(ref)+"/diagnose", nil, &out)
+	return out, err
+}

@@ -1,0 +1,373 @@
+// Package server is `petrel server`: the local engine behind an HTTP API on
+// a unix socket ($PETREL_HOME/petrel.sock, mode 0600 in a 0700 directory,
+// and every connection's peer uid checked), and the client that implements
+// backend.Backend over that socket, starting the server when none runs.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/engine"
+	"github.com/petrel-dev/petrel/internal/spec"
+)
+
+// SocketPath is the API socket under home.
+func SocketPath(home string) string { return filepath.Join(home, "petrel.sock") }
+
+// Engine is what the server exposes: a Backend that can also replace a
+// finished job (petrel train re-runs) and report host facts.
+type Engine interface {
+	backend.Backend
+	ApplyReplace(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error)
+	GPUs() []engine.GPU
+	LimitsError() error
+}
+
+// Info describes the running server (GET /v1/info).
+type Info struct {
+	PID     int          `json:"pid"`
+	Version string       `json:"version"`
+	GPUs    []engine.GPU `json:"gpus"`
+	// Limits is "enforced" or why CPU and memory limits are not.
+	Limits string `json:"limits"`
+}
+
+// SpecFile is one spec file sent to the server, parsed and validated there.
+type SpecFile struct {
+	Path string `json:"path"`
+	Dir  string `json:"dir"`
+	Data []byte `json:"data"`
+}
+
+// ApplyRequest is the body of POST /v1/apply.
+type ApplyRequest struct {
+	Files   []SpecFile `json:"files"`
+	Replace bool       `json:"replace"`
+}
+
+// Server serves an Engine on a unix socket.
+type Server struct {
+	eng     Engine
+	version string
+	srv     *http.Server
+	stop    chan struct{}
+	once    sync.Once
+}
+
+// Run listens on home's socket and serves until ctx ends or a client asks
+// it to shut down. It fails if another server holds home's lock.
+func Run(ctx context.Context, home, version string, eng Engine) error {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(home, "server.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("another petrel server is running on %s", home)
+	}
+	sock := SocketPath(home)
+	_ = os.Remove(sock) // stale socket of a crashed server; we hold the lock
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", sock)
+	syscall.Umask(old)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", sock, err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	s := &Server{eng: eng, version: version, stop: make(chan struct{})}
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ownerOnly{ln.(*net.UnixListener)}) }()
+	select {
+	case <-ctx.Done():
+	case <-s.stop:
+	case err := <-errc:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(sctx)
+	_ = os.Remove(sock)
+	return nil
+}
+
+// ownerOnly accepts connections only from processes of the server's own
+// user (SO_PEERCRED), on top of the socket's 0600 mode.
+type ownerOnly struct{ *net.UnixListener }
+
+func (l ownerOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.UnixListener.AcceptUnix()
+		if err != nil {
+			return nil, err
+		}
+		raw, err := c.SyscallConn()
+		if err != nil {
+			c.Close()
+			continue
+		}
+		var cred *syscall.Ucred
+		_ = raw.Control(func(fd uintptr) {
+			cred, _ = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+		})
+		if cred == nil || int(cred.Uid) != os.Getuid() {
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+type apiError struct {
+	Error    string `json:"error"`
+	NotFound bool   `json:"notFound,omitempty"`
+	// Spec holds validation errors with positions, when the request's
+	// spec was invalid.
+	Spec []*spec.FieldError `json:"spec,omitempty"`
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusBadRequest
+	body := apiError{Error: err.Error()}
+	var list spec.ErrorList
+	switch {
+	case errors.Is(err, backend.ErrNotFound):
+		code, body.NotFound = http.StatusNotFound, true
+	case errors.As(err, &list):
+		code, body.Spec = http.StatusUnprocessableEntity, list
+	}
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// flushWriter flushes after every write so streams reach the client live.
+type flushWriter struct {
+	w http.ResponseWriter
+	f http.Flusher
+}
+
+func (fw flushWriter) Write(p []byte) (int, error) {
+	n, err := fw.w.Write(p)
+	fw.f.Flush()
+	return n, err
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
+		info := Info{PID: os.Getpid(), Version: s.version, GPUs: s.eng.GPUs(), Limits: "enforced"}
+		if err := s.eng.LimitsError(); err != nil {
+			info.Limits = err.Error()
+		}
+		writeJSON(w, http.StatusOK, info)
+	})
+	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "stopping"})
+		s.once.Do(func() { close(s.stop) })
+	})
+	mux.HandleFunc("POST /v1/apply", func(w http.ResponseWriter, r *http.Request) {
+		var req ApplyRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+			writeErr(w, fmt.Errorf("decode apply request: %w", err))
+			return
+		}
+		var docs []*spec.Document
+		var errs spec.ErrorList
+		for _, f := range req.Files {
+			d, err := spec.ParseDir(f.Path, f.Dir, f.Data)
+			var list spec.ErrorList
+			if errors.As(err, &list) {
+				errs = append(errs, list...)
+			} else if err != nil {
+				writeErr(w, err)
+				return
+			}
+			docs = append(docs, d...)
+		}
+		if len(errs) == 0 {
+			if err := spec.Validate(docs, s.volumeNames(r.Context())...); err != nil {
+				errors.As(err, &errs)
+			}
+		}
+		if len(errs) > 0 {
+			writeErr(w, errs)
+			return
+		}
+		apply := s.eng.Apply
+		if req.Replace {
+			apply = s.eng.ApplyReplace
+		}
+		out, err := apply(r.Context(), docs)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
+		jobs, err := s.eng.ListJobs(r.Context())
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, jobs)
+	})
+	mux.HandleFunc("GET /v1/jobs/{name}", func(w http.ResponseWriter, r *http.Request) {
+		j, err := s.eng.GetJob(r.Context(), r.PathValue("name"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, j)
+	})
+	mux.HandleFunc("GET /v1/jobs/{name}/watch", func(w http.ResponseWriter, r *http.Request) {
+		ch, err := s.eng.WatchJob(r.Context(), r.PathValue("name"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		fl, _ := w.(http.Flusher)
+		enc := json.NewEncoder(w)
+		for j := range ch {
+			if err := enc.Encode(j); err != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+	})
+	mux.HandleFunc("GET /v1/jobs/{name}/metrics", func(w http.ResponseWriter, r *http.Request) {
+		pts, err := s.eng.Metrics(r.Context(), r.PathValue("name"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, pts)
+	})
+	mux.HandleFunc("GET /v1/volumes", func(w http.ResponseWriter, r *http.Request) {
+		vs, err := s.eng.ListVolumes(r.Context())
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, vs)
+	})
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		svcs, err := s.eng.ListServices(r.Context())
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, svcs)
+	})
+	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		svc, err := s.eng.GetService(r.Context(), r.PathValue("name"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, svc)
+	})
+	mux.HandleFunc("POST /v1/services/{name}/scale", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("replicas"))
+		if err != nil || n < 0 {
+			writeErr(w, fmt.Errorf("replicas must be a whole number, 0 or more"))
+			return
+		}
+		if err := s.eng.Scale(r.Context(), r.PathValue("name"), int32(n)); err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int{"replicas": n})
+	})
+	// Kind-generic routes: kind is job, service or volume.
+	mux.HandleFunc("DELETE /v1/objects/{kind}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		ref := backend.Ref{Kind: r.PathValue("kind"), Name: r.PathValue("name")}
+		if err := s.eng.Delete(r.Context(), ref); err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ref)
+	})
+	mux.HandleFunc("GET /v1/objects/{kind}/{name}/diagnose", func(w http.ResponseWriter, r *http.Request) {
+		fs, err := s.eng.Diagnose(r.Context(), backend.Ref{Kind: r.PathValue("kind"), Name: r.PathValue("name")})
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, fs)
+	})
+	mux.HandleFunc("GET /v1/objects/{kind}/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		opts := backend.LogOptions{Attempt: -1, Replica: -1, Follow: q.Get("follow") == "true"}
+		if v := q.Get("attempt"); v != "" {
+			opts.Attempt, _ = strconv.Atoi(v)
+		}
+		if v := q.Get("replica"); v != "" {
+			opts.Replica, _ = strconv.Atoi(v)
+		}
+		ref := backend.Ref{Kind: r.PathValue("kind"), Name: r.PathValue("name")}
+		// Check existence first so a missing object is a 404, not a stream.
+		var err error
+		switch ref.Kind {
+		case "job":
+			_, err = s.eng.GetJob(r.Context(), ref.Name)
+		case "service":
+			_, err = s.eng.GetService(r.Context(), ref.Name)
+		}
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		var out io.Writer = w
+		if fl, ok := w.(http.Flusher); ok {
+			out = flushWriter{w, fl}
+		}
+		if err := s.eng.Logs(r.Context(), ref, opts, out); err != nil && r.Context().Err() == nil {
+			fmt.Fprintf(out, "\npetrel: logs ended: %v\n", err)
+		}
+	})
+	return mux
+}
+
+func (s *Server) volumeNames(ctx context.Context) []string {
+	vs, err := s.eng.ListVolumes(ctx)
+	if err != nil {
+		return nil
+	}
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = v.Name
+	}
+	return names
+}
