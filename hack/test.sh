@@ -10,5 +10,10 @@ if ! command -v python3 >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq python3 >/dev/null
 fi
 
+# The test cluster's binaries (kube-apiserver, kube-controller-manager,
+# kube-scheduler, etcd, kwok, kwokctl, kubectl), built from the Go module proxy
+# into a cache; seconds when they are already there. See hack/cluster/build.sh.
+bash hack/cluster/build.sh
+
 go vet ./...
 go test -count=1 -timeout 40m ./...
