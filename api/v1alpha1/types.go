@@ -126,7 +126,7 @@ type PodFailurePolicy struct {
 
 // PodFailurePolicyRule mirrors batch/v1 PodFailurePolicyRule (exit-code rules).
 type PodFailurePolicyRule struct {
-	Action      PodFailurePolicyAction            `yaml:"action" json:"action"`
+	Action      PodFailurePolicyAction                  `yaml:"action" json:"action"`
 	OnExitCodes *PodFailurePolicyOnExitCodesRequirement `yaml:"onExitCodes" json:"onExitCodes"`
 }
 
@@ -269,11 +269,11 @@ func (s *InferenceService) GetMeta() *ObjectMeta { return &s.Metadata }
 
 // InferenceServiceSpec is the desired state of an InferenceService.
 type InferenceServiceSpec struct {
-	Image      string        `yaml:"image,omitempty" json:"image,omitempty"`
-	Command    []string      `yaml:"command" json:"command"`
-	Args       []string      `yaml:"args,omitempty" json:"args,omitempty"`
-	Env        []EnvVar      `yaml:"env,omitempty" json:"env,omitempty"`
-	WorkingDir string        `yaml:"workingDir,omitempty" json:"workingDir,omitempty"`
+	Image      string   `yaml:"image,omitempty" json:"image,omitempty"`
+	Command    []string `yaml:"command" json:"command"`
+	Args       []string `yaml:"args,omitempty" json:"args,omitempty"`
+	Env        []EnvVar `yaml:"env,omitempty" json:"env,omitempty"`
+	WorkingDir string   `yaml:"workingDir,omitempty" json:"workingDir,omitempty"`
 	// Port is the container port (1–65535). Locally each replica gets its
 	// own free port, published to it as $(PORT).
 	Port      int32         `yaml:"port" json:"port"`
@@ -325,7 +325,7 @@ type ScalingRules struct {
 	// StabilizationWindowSeconds: scale-up default 0, scale-down 300.
 	StabilizationWindowSeconds *int32 `yaml:"stabilizationWindowSeconds,omitempty" json:"stabilizationWindowSeconds,omitempty"`
 	// SelectPolicy is Max (default), Min or Disabled.
-	SelectPolicy string              `yaml:"selectPolicy,omitempty" json:"selectPolicy,omitempty"`
+	SelectPolicy string             `yaml:"selectPolicy,omitempty" json:"selectPolicy,omitempty"`
 	Policies     []HPAScalingPolicy `yaml:"policies,omitempty" json:"policies,omitempty"`
 }
 

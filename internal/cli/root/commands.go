@@ -8,12 +8,12 @@ import (
 	"github.com/petrel-dev/petrel/internal/cli/describe"
 	"github.com/petrel-dev/petrel/internal/cli/factory"
 	"github.com/petrel-dev/petrel/internal/cli/get"
+	"github.com/petrel-dev/petrel/internal/cli/lint"
 	"github.com/petrel-dev/petrel/internal/cli/logs"
 	"github.com/petrel-dev/petrel/internal/cli/metrics"
+	"github.com/petrel-dev/petrel/internal/cli/render"
 	servercmd "github.com/petrel-dev/petrel/internal/cli/server"
 	"github.com/petrel-dev/petrel/internal/cli/train"
-	"github.com/petrel-dev/petrel/internal/cli/lint"
-	"github.com/petrel-dev/petrel/internal/cli/render"
 )
 
 // Each verb package adds its constructor here, one line per command.
