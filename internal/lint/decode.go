@@ -1,0 +1,391 @@
+package lint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+// kindInfo says which API groups a kind is accepted from and how to build
+// its typed form.
+type kindInfo struct {
+	groups []string
+	new    func() any
+}
+
+// kinds lists every kind lint reads. Older group versions (extensions,
+// apps/v1beta2, batch/v1beta1, autoscaling/v2beta2) are read into the
+// current types: the fields the rules look at did not change.
+var kinds = map[string]kindInfo{
+	"Pod":                     {[]string{""}, func() any { return &corev1.Pod{} }},
+	"Service":                 {[]string{""}, func() any { return &corev1.Service{} }},
+	"PersistentVolumeClaim":   {[]string{""}, func() any { return &corev1.PersistentVolumeClaim{} }},
+	"ResourceQuota":           {[]string{""}, func() any { return &corev1.ResourceQuota{} }},
+	"LimitRange":              {[]string{""}, func() any { return &corev1.LimitRange{} }},
+	"Job":                     {[]string{"batch"}, func() any { return &batchv1.Job{} }},
+	"CronJob":                 {[]string{"batch"}, func() any { return &batchv1.CronJob{} }},
+	"Deployment":              {[]string{"apps", "extensions"}, func() any { return &appsv1.Deployment{} }},
+	"StatefulSet":             {[]string{"apps"}, func() any { return &appsv1.StatefulSet{} }},
+	"DaemonSet":               {[]string{"apps", "extensions"}, func() any { return &appsv1.DaemonSet{} }},
+	"ReplicaSet":              {[]string{"apps", "extensions"}, func() any { return &appsv1.ReplicaSet{} }},
+	"HorizontalPodAutoscaler": {[]string{"autoscaling"}, func() any { return &autoscalingv2.HorizontalPodAutoscaler{} }},
+	v1alpha1.KindTrainingJob:  {[]string{"petrel.dev"}, func() any { return &v1alpha1.TrainingJob{} }},
+	v1alpha1.KindInferenceService: {[]string{"petrel.dev"},
+		func() any { return &v1alpha1.InferenceService{} }},
+	v1alpha1.KindVolume: {[]string{"petrel.dev"}, func() any { return &v1alpha1.Volume{} }},
+}
+
+// KnownKinds returns the kinds lint checks, for help text.
+func KnownKinds() []string {
+	return []string{"Pod", "Job", "CronJob", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet",
+		"HorizontalPodAutoscaler", "PersistentVolumeClaim", "ResourceQuota", "LimitRange", "Service",
+		v1alpha1.KindTrainingJob, v1alpha1.KindInferenceService, v1alpha1.KindVolume}
+}
+
+// decoder turns one source into objects; problems with the input become
+// findings of the PTL-IN rules.
+type decoder struct {
+	src      Source
+	objects  []*Object
+	findings []backend.Finding
+	// unreadable is set when a document is not YAML at all.
+	unreadable bool
+}
+
+func (d *decoder) report(rule *Rule, sev backend.Severity, line, col int, object, msg, fix string) {
+	if sev == "" {
+		sev = rule.Severity
+	}
+	if fix == "" {
+		fix = rule.Fix
+	}
+	d.findings = append(d.findings, backend.Finding{RuleID: rule.ID, Severity: sev, Object: object,
+		Message: msg, Fix: fix, File: d.src.Name, Line: line, Col: col})
+}
+
+func (d *decoder) decode() {
+	docIndex := 0
+	for _, ch := range splitDocuments(d.src.Data) {
+		dec := yaml.NewDecoder(strings.NewReader(string(ch.data)))
+		for {
+			var root yaml.Node
+			err := dec.Decode(&root)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				line, msg := yamlErrorLine(err)
+				d.unreadable = true
+				d.report(RuleInputUnreadable, "", line+ch.lineOffset, 1, "",
+					"document is not valid YAML: "+msg,
+					"fix the YAML syntax (indentation, a space after each ':', matching quotes); the other documents were still checked")
+				docIndex++
+				break
+			}
+			if len(root.Content) == 0 {
+				continue // an empty document or only comments
+			}
+			d.object(root.Content[0], ch.lineOffset, docIndex)
+			docIndex++
+		}
+	}
+}
+
+// yamlErrorLine splits yaml.v3's "yaml: line N: msg" into N and msg.
+func yamlErrorLine(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, after, ok := strings.Cut(rest, ":"); ok {
+			if n, e := strconv.Atoi(num); e == nil {
+				return n, strings.TrimSpace(after)
+			}
+		}
+	}
+	return 1, msg
+}
+
+func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	line, col := n.Line+lineOffset, n.Column
+	if n.Kind != yaml.MappingNode {
+		d.report(RuleInputNotObject, "", line, col, "",
+			fmt.Sprintf("document is a %s, not a Kubernetes object", nodeKindName(n)), "")
+		return
+	}
+	apiVersion, kind := field(n, "apiVersion"), field(n, "kind")
+	if apiVersion == nil || kind == nil || apiVersion.Kind != yaml.ScalarNode || kind.Kind != yaml.ScalarNode ||
+		apiVersion.Value == "" || kind.Value == "" {
+		missing := []string{}
+		if apiVersion == nil || apiVersion.Value == "" {
+			missing = append(missing, "apiVersion")
+		}
+		if kind == nil || kind.Value == "" {
+			missing = append(missing, "kind")
+		}
+		d.report(RuleInputNotObject, "", line, col, "",
+			fmt.Sprintf("document has no %s, so it is not a Kubernetes object", strings.Join(missing, " or ")), "")
+		return
+	}
+	name := ""
+	if m := field(n, "metadata"); m != nil {
+		if nm := field(m, "name"); nm != nil {
+			name = nm.Value
+		}
+	}
+	ref := kind.Value + "/" + name
+	group, _, _ := strings.Cut(apiVersion.Value, "/")
+	if !strings.Contains(apiVersion.Value, "/") {
+		group = ""
+	}
+	if kind.Value == "List" && group == "" {
+		items := field(n, "items")
+		if items != nil && items.Kind == yaml.SequenceNode {
+			for _, it := range items.Content {
+				d.object(it, lineOffset, docIndex)
+			}
+		}
+		return
+	}
+	info, ok := kinds[kind.Value]
+	kline, kcol := kind.Line+lineOffset, kind.Column
+	if !ok {
+		if s := suggestKind(kind.Value); s != "" {
+			d.report(RuleInputUnknownKind, backend.SeverityError, kline, kcol, ref,
+				fmt.Sprintf("unknown kind %q; did you mean %q?", kind.Value, s), "correct the kind to "+s)
+			return
+		}
+		if group == "petrel.dev" {
+			d.report(RuleInputUnknownKind, backend.SeverityError, kline, kcol, ref,
+				fmt.Sprintf("unknown petrel kind %q", kind.Value), "petrel kinds are TrainingJob, InferenceService and Volume")
+			return
+		}
+		d.report(RuleInputUnknownKind, "", kline, kcol, ref,
+			fmt.Sprintf("kind %s (%s) is not checked by petrel lint", kind.Value, apiVersion.Value), "")
+		return
+	}
+	if !contains(info.groups, group) {
+		d.report(RuleInputUnknownKind, backend.SeverityError, line, col, ref,
+			fmt.Sprintf("apiVersion %q does not serve kind %s", apiVersion.Value, kind.Value),
+			fmt.Sprintf("use the API group %s", groupVersionHint(kind.Value)))
+		return
+	}
+	o := &Object{File: d.src.Name, Doc: docIndex, APIVersion: apiVersion.Value, Kind: kind.Value, Name: name,
+		node: n, lineOffset: lineOffset}
+	if m := field(n, "metadata"); m != nil {
+		if ns := field(m, "namespace"); ns != nil {
+			o.Namespace = ns.Value
+		}
+	}
+	o.Labels = scalarMap(n, "metadata", "labels")
+	o.Annotations = scalarMap(n, "metadata", "annotations")
+	if v, ok := o.Annotations[DisableAnnotation]; ok {
+		o.disabled = map[string]bool{}
+		for _, id := range strings.Split(v, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				o.disabled[id] = true
+			}
+		}
+	}
+	typed, err := typedObject(n, kind.Value, apiVersion.Value, info)
+	if err != nil {
+		l, c := line, col
+		if p := jsonErrorPath(err); len(p) > 0 {
+			l, c, _ = o.Pos(p)
+		}
+		d.report(RuleInputSchema, "", l, c, ref, err.Error(), "")
+		return
+	}
+	o.Typed = typed
+	o.hpaV1 = kind.Value == "HorizontalPodAutoscaler" && apiVersion.Value == "autoscaling/v1"
+	d.objects = append(d.objects, o)
+}
+
+func groupVersionHint(kind string) string {
+	switch kind {
+	case "Job", "CronJob":
+		return "batch/v1"
+	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet":
+		return "apps/v1"
+	case "HorizontalPodAutoscaler":
+		return "autoscaling/v2"
+	case v1alpha1.KindTrainingJob, v1alpha1.KindInferenceService, v1alpha1.KindVolume:
+		return v1alpha1.APIVersion
+	}
+	return "v1"
+}
+
+// schemaError is a field whose value does not fit the kind's schema.
+type schemaError struct {
+	kind  string
+	field string
+	msg   string
+}
+
+func (e *schemaError) Error() string {
+	if e.field == "" {
+		return fmt.Sprintf("document does not fit the %s schema: %s", e.kind, e.msg)
+	}
+	return fmt.Sprintf("field %s does not fit the %s schema: %s", e.field, e.kind, e.msg)
+}
+
+// typedObject converts the node tree into the kind's Go type through JSON,
+// which is how the API server reads manifests: resource quantities and
+// int-or-string fields decode as they would there.
+func typedObject(n *yaml.Node, kind, apiVersion string, info kindInfo) (any, error) {
+	var generic any
+	if err := n.Decode(&generic); err != nil {
+		return nil, &schemaError{kind: kind, msg: err.Error()}
+	}
+	data, err := json.Marshal(generic)
+	if err != nil {
+		return nil, &schemaError{kind: kind, msg: "keys must be strings: " + err.Error()}
+	}
+	if kind == "HorizontalPodAutoscaler" && apiVersion == "autoscaling/v1" {
+		var v1 autoscalingv1.HorizontalPodAutoscaler
+		if err := json.Unmarshal(data, &v1); err != nil {
+			return nil, toSchemaError(kind, err)
+		}
+		return hpaFromV1(&v1), nil
+	}
+	obj := info.new()
+	if err := json.Unmarshal(data, obj); err != nil {
+		return nil, toSchemaError(kind, err)
+	}
+	return obj, nil
+}
+
+func toSchemaError(kind string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return &schemaError{kind: kind, field: te.Field,
+			msg: fmt.Sprintf("expected %s, got a %s", goTypeName(te.Type.String()), te.Value)}
+	}
+	return &schemaError{kind: kind, msg: err.Error()}
+}
+
+func goTypeName(t string) string {
+	switch {
+	case strings.Contains(t, "int"):
+		return "an integer"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	}
+	return "a " + t
+}
+
+// jsonErrorPath turns a json field path ("spec.template.spec.containers.image")
+// into a Path, following the first list item where the path crosses a list.
+func jsonErrorPath(err error) Path {
+	var se *schemaError
+	if !errors.As(err, &se) || se.field == "" {
+		return nil
+	}
+	var p Path
+	for _, k := range strings.Split(se.field, ".") {
+		p = append(p, k)
+	}
+	return p
+}
+
+// hpaFromV1 converts an autoscaling/v1 HPA to the v2 shape the rules read.
+func hpaFromV1(v1 *autoscalingv1.HorizontalPodAutoscaler) *autoscalingv2.HorizontalPodAutoscaler {
+	h := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: v1.ObjectMeta}
+	h.TypeMeta = metav1.TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"}
+	h.Spec.ScaleTargetRef = autoscalingv2.CrossVersionObjectReference{Kind: v1.Spec.ScaleTargetRef.Kind,
+		Name: v1.Spec.ScaleTargetRef.Name, APIVersion: v1.Spec.ScaleTargetRef.APIVersion}
+	h.Spec.MinReplicas = v1.Spec.MinReplicas
+	h.Spec.MaxReplicas = v1.Spec.MaxReplicas
+	if v1.Spec.TargetCPUUtilizationPercentage != nil {
+		h.Spec.Metrics = []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType,
+			Resource: &autoscalingv2.ResourceMetricSource{Name: corev1.ResourceCPU,
+				Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType,
+					AverageUtilization: v1.Spec.TargetCPUUtilizationPercentage}}}}
+	}
+	return h
+}
+
+func nodeKindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "plain value (" + strconv.Quote(truncate(n.Value, 40)) + ")"
+	}
+	return "value"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// suggestKind returns the known kind closest to k (case-insensitive) when
+// it is within edit distance 1 (kinds of up to 5 letters) or 2, or "": so
+// "Deploymnet" and "pods" are typos, while Node is not taken for Pod.
+func suggestKind(k string) string {
+	bestD := 3
+	if len(k) <= 5 {
+		bestD = 2
+	}
+	best := ""
+	lk := strings.ToLower(k)
+	for known := range kinds {
+		if d := editDistance(lk, strings.ToLower(known)); d < bestD {
+			best, bestD = known, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
