@@ -367,6 +367,15 @@ func (r *renderer) podSpec(d *spec.Document, meta *v1alpha1.ObjectMeta, p podPar
 	return ps
 }
 
+func hasEnv(env []v1alpha1.EnvVar, name string) bool {
+	for _, e := range env {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func kindTitle(kind string) string {
 	switch kind {
 	case KindJob:
@@ -427,6 +436,11 @@ func (r *renderer) inferenceService(d *spec.Document, is *v1alpha1.InferenceServ
 	})
 	c := &ps.Containers[0]
 	c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: s.Port, Protocol: corev1.ProtocolTCP}}
+	// The local engine publishes each replica's port as $(PORT); on
+	// Kubernetes every replica listens on spec.port, so PORT holds that.
+	if !hasEnv(s.Env, "PORT") {
+		c.Env = append([]corev1.EnvVar{{Name: "PORT", Value: fmt.Sprint(s.Port)}}, c.Env...)
+	}
 	c.ReadinessProbe = probe(s.ReadinessProbe, s.Port)
 	c.LivenessProbe = probe(s.LivenessProbe, s.Port)
 	c.StartupProbe = probe(s.StartupProbe, s.Port)

@@ -237,6 +237,7 @@ func TestRenderInferenceService(t *testing.T) {
 			dep.Spec.Strategy.RollingUpdate.MaxSurge.String() == "50%" && dep.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() == 0},
 		{"grace period", *dep.Spec.Template.Spec.TerminationGracePeriodSeconds == 20},
 		{"container port", c.Ports[0].ContainerPort == 8080 && c.Ports[0].Name == "http"},
+		{"PORT env holds the port, as $(PORT) does locally", c.Env[0].Name == "PORT" && c.Env[0].Value == "8080"},
 		{"cpu request", c.Resources.Requests.Cpu().Equal(resource.MustParse("500m"))},
 		{"readiness probe on the service port", c.ReadinessProbe.HTTPGet.Path == "/ready" && c.ReadinessProbe.HTTPGet.Port.IntValue() == 8080 && c.ReadinessProbe.PeriodSeconds == 5},
 		{"liveness probe on its own port", c.LivenessProbe.HTTPGet.Port.IntValue() == 9090 && c.LivenessProbe.FailureThreshold == 5},
