@@ -162,7 +162,8 @@ type logPattern struct {
 	ID        string
 	re        *regexp.Regexp
 	Permanent bool
-	// Message is formatted with the container and pod names.
+	// Message is formatted with who failed: "Container C of pod P" or
+	// "Attempt N of job J".
 	Message string
 	Fix     string
 }
@@ -173,27 +174,27 @@ var logPatterns = []*logPattern{
 		ID:        "shm-too-small",
 		re:        regexp.MustCompile(`(?i)insufficient shared memory|bus error|/dev/shm.*no space left`),
 		Permanent: true,
-		Message:   "Container %s of pod %s died of a Bus error in DataLoader workers: /dev/shm is too small (64Mi in a container by default) for the batches they pass through shared memory.",
+		Message:   "%s died of a Bus error in DataLoader workers: /dev/shm is too small (64Mi in a container by default) for the batches they pass through shared memory.",
 		Fix:       "Mount an in-memory emptyDir at /dev/shm: volumes: [{name: dshm, emptyDir: {medium: Memory, sizeLimit: 8Gi}}] with volumeMounts: [{name: dshm, mountPath: /dev/shm}] (it counts against the memory limit), or use num_workers=0.",
 	},
 	{
 		ID:        "gpu-out-of-memory",
 		re:        regexp.MustCompile(`(?i)CUDA out of memory|torch\.(cuda\.)?OutOfMemoryError|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED`),
 		Permanent: true,
-		Message:   "Container %s of pod %s ran out of GPU memory (CUDA out of memory); more host memory will not help.",
+		Message:   "%s ran out of GPU memory (CUDA out of memory); more host memory will not help.",
 		Fix:       "Lower the batch size or sequence length, use mixed precision or gradient checkpointing, or ask for a GPU with more memory.",
 	},
 	{
 		ID:        "gpu-not-visible",
 		re:        regexp.MustCompile(`(?i)no CUDA-capable device is detected|Found no NVIDIA driver|NVIDIA-SMI has failed|CUDA driver version is insufficient|torch\.cuda\.is_available\(\) is False`),
 		Permanent: true,
-		Message:   "Container %s of pod %s sees no usable GPU: it got none, or the node's driver/runtime does not expose it.",
+		Message:   "%s sees no usable GPU: it got none, or the node's driver/runtime does not expose it.",
 		Fix:       "Ask for the GPU under resources.limits (nvidia.com/gpu: 1), and check that the node runs the NVIDIA container runtime and a driver recent enough for the image's CUDA.",
 	},
 	{
 		ID:      "rendezvous-peer-not-ready",
 		re:      regexp.MustCompile(`(?i)name or service not known|host not found|temporary failure in name resolution|nodename nor servname|(TCPStore|rendezvous|init_process_group|c10d).*(connection refused|timed out)`),
-		Message: "Container %s of pod %s fails in distributed rendezvous: it cannot resolve or reach the master (MASTER_ADDR) yet — a start-order race that burns restarts and can exhaust backoffLimit.",
+		Message: "%s fails in distributed rendezvous: it cannot resolve or reach the master (MASTER_ADDR) yet — a start-order race that burns restarts and can exhaust backoffLimit.",
 		Fix:     "Add an init container that waits until the master's DNS name resolves and its port accepts connections (e.g. until nc -z $MASTER_ADDR $MASTER_PORT; do sleep 2; done), or use elastic (c10d) rendezvous with a timeout.",
 	},
 }

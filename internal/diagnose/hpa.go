@@ -127,6 +127,16 @@ func hpaFlapping(h *autoscalingv2.HorizontalPodAutoscaler, obj string, events []
 			ev = append(ev, eventEvidence(e))
 		}
 	}
+	window := "not set (0 s for scale-up)"
+	if b := h.Spec.Behavior; b != nil && b.ScaleUp != nil && b.ScaleUp.StabilizationWindowSeconds != nil {
+		window = fmt.Sprintf("%d s", *b.ScaleUp.StabilizationWindowSeconds)
+	}
+	return flappingFinding("HPA "+h.Name, obj, sizes, ev, "spec.behavior.scaleUp.stabilizationWindowSeconds: "+window)
+}
+
+// flappingFinding reports replica counts (in rescale order) that change
+// direction two or more times; nil otherwise. Shared by both targets.
+func flappingFinding(who, obj string, sizes []int, ev []string, window string) *backend.Finding {
 	turns, dir := 0, 0
 	for i := 1; i < len(sizes); i++ {
 		d := 0
@@ -145,14 +155,9 @@ func hpaFlapping(h *autoscalingv2.HorizontalPodAutoscaler, obj string, events []
 	if turns < 2 {
 		return nil
 	}
-	window := "not set (0 s for scale-up)"
-	if b := h.Spec.Behavior; b != nil && b.ScaleUp != nil && b.ScaleUp.StabilizationWindowSeconds != nil {
-		window = fmt.Sprintf("%d s", *b.ScaleUp.StabilizationWindowSeconds)
-	}
-	ev = append(ev, "spec.behavior.scaleUp.stabilizationWindowSeconds: "+window)
 	return &backend.Finding{
-		RuleID: "hpa-flapping", Severity: backend.SeverityWarning, Object: obj, Evidence: ev,
-		Message: fmt.Sprintf("HPA %s scales up and back down repeatedly (%d changes of direction in %d rescales): short CPU spikes, such as start-up or model loading, trigger immediate scale-ups.", h.Name, turns, len(sizes)),
+		RuleID: "hpa-flapping", Severity: backend.SeverityWarning, Object: obj, Evidence: append(ev, window),
+		Message: fmt.Sprintf("%s scales up and back down repeatedly (%d changes of direction in %d rescales): short CPU spikes, such as start-up or model loading, trigger immediate scale-ups.", who, turns, len(sizes)),
 		Fix:     "Set behavior.scaleUp.stabilizationWindowSeconds (60-300), keep a scale-down window, and give pods a readiness probe so pods still starting are not counted.",
 	}
 }

@@ -12,7 +12,7 @@ import (
 func init() {
 	var rules []Rule
 	for _, p := range logPatterns {
-		rules = append(rules, Rule{p.ID, strings.ReplaceAll(fmt.Sprintf(p.Message, "C", "P"), "Container C of pod P", "A container")})
+		rules = append(rules, Rule{p.ID, fmt.Sprintf(p.Message, "A container")})
 	}
 	register(Analyzer{
 		Name: "log-signatures",
@@ -36,7 +36,7 @@ func runLogSignatures(c *Context) []backend.Finding {
 		}
 		out = append(out, backend.Finding{
 			RuleID: p.ID, Severity: backend.SeverityError, Object: podObject(k.Pod), Permanent: p.Permanent,
-			Message: fmt.Sprintf(p.Message, k.Status.Name, k.Pod.Name), Evidence: ev, Fix: p.Fix,
+			Message: fmt.Sprintf(p.Message, fmt.Sprintf("Container %s of pod %s", k.Status.Name, k.Pod.Name)), Evidence: ev, Fix: p.Fix,
 		})
 	}
 	return out

@@ -35,7 +35,9 @@ func runProbes(c *Context) []backend.Finding {
 		for _, e := range evs {
 			ev = append(ev, eventEvidence(e))
 		}
-		out = append(out, livenessFinding(podObject(k.Pod), k.Status.Name, k.Pod.Name, k.Spec, strings.Contains(eventsText(evs), "connection refused"), ev))
+		hasStartup := k.Spec != nil && k.Spec.StartupProbe != nil
+		who := fmt.Sprintf("container %s of pod %s", k.Status.Name, k.Pod.Name)
+		out = append(out, livenessFinding(podObject(k.Pod), who, hasStartup, strings.Contains(eventsText(evs), "connection refused"), ev))
 	}
 	// Readiness failures on pods not already explained by liveness kills.
 	for _, p := range c.Pods() {
@@ -78,17 +80,18 @@ func eventsText(es []*corev1.Event) string {
 	return b.String()
 }
 
-// livenessFinding is shared by the Kubernetes and local analyses. spec may
-// be nil; refused says the probe found nothing listening yet.
-func livenessFinding(object, container, pod string, spec *corev1.Container, refused bool, ev []string) backend.Finding {
-	msg := fmt.Sprintf("The kubelet restarts container %s of %s because its liveness probe fails, not because the program crashes", container, pod)
+// livenessFinding is shared by the Kubernetes and local analyses. who is
+// "container C of pod P" or "replica R of service S"; refused says the
+// probe found nothing listening yet.
+func livenessFinding(object, who string, hasStartup, refused bool, ev []string) backend.Finding {
+	msg := fmt.Sprintf("The kubelet restarts %s because its liveness probe fails, not because the program crashes", who)
 	if refused {
 		msg += ": nothing listens on the probe's port yet while the server starts or loads its model."
 	} else {
 		msg += "."
 	}
 	fix := "Add a startupProbe on the liveness endpoint with failureThreshold × periodSeconds longer than model loading takes (e.g. failureThreshold: 60, periodSeconds: 10)"
-	if spec != nil && spec.StartupProbe != nil {
+	if hasStartup {
 		fix = "Raise the startupProbe's failureThreshold × periodSeconds above the model's load time"
 	}
 	fix += "; if kubectl logs --previous shows the server never binds (bad model repository, no GPU), fix that first — no probe timing helps then."
