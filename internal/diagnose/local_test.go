@@ -95,7 +95,9 @@ func TestAnalyzeJob(t *testing.T) {
 
 func TestAnalyzeService(t *testing.T) {
 	mem := resource.MustParse("1Gi")
-	ev := func(typ, reason, msg string) backend.Event { return backend.Event{Type: typ, Reason: reason, Message: msg} }
+	ev := func(typ, reason, msg string) backend.Event {
+		return backend.Event{Type: typ, Reason: reason, Message: msg}
+	}
 	t.Run("liveness kills", func(t *testing.T) {
 		s := backend.Service{Name: "digits", DesiredReplicas: 1,
 			Replicas: []backend.Replica{{Name: "digits-0", Restarts: 3, LastReason: "LivenessProbeFailed"}},
