@@ -6,6 +6,7 @@ import (
 	"github.com/petrel-dev/petrel/internal/cli/apply"
 	"github.com/petrel-dev/petrel/internal/cli/deletecmd"
 	"github.com/petrel-dev/petrel/internal/cli/describe"
+	diagnosecmd "github.com/petrel-dev/petrel/internal/cli/diagnose"
 	"github.com/petrel-dev/petrel/internal/cli/factory"
 	"github.com/petrel-dev/petrel/internal/cli/get"
 	"github.com/petrel-dev/petrel/internal/cli/lint"
@@ -30,5 +31,6 @@ func init() {
 		func(*factory.Factory) *cobra.Command { return servercmd.NewShimCmd() },
 		func(f *factory.Factory) *cobra.Command { return render.NewCmd(f, nil) },
 		lint.NewCmd,
+		func(f *factory.Factory) *cobra.Command { return diagnosecmd.NewCmd(f, nil) },
 	}...)
 }
