@@ -96,14 +96,16 @@ func NewLoadBalancer(service string) *LoadBalancer {
 	lb.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			st := pr.In.Context().Value(lbKey{}).(*lbState)
+			// Like a Kubernetes Service (L4), no X-Forwarded-* headers are
+			// added; the Host header becomes the replica's address.
 			pr.SetURL(st.ep.URL)
-			pr.SetXForwarded()
 		},
 		Transport:    lb.transport,
 		BufferPool:   bufferPool{},
 		ErrorHandler: lb.proxyError,
-		// Flush streamed responses (server-sent events, chunked) at once.
-		FlushInterval: -1,
+		// FlushInterval 0: ReverseProxy still flushes at once for streamed
+		// responses (text/event-stream, unknown length); others go out in
+		// one write.
 	}
 	return lb
 }
