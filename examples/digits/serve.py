@@ -2,12 +2,14 @@
 """Serve the digits model over the Open Inference Protocol (KServe V2 REST).
 
 Python 3 standard library only. The model is the JSON file train.py writes
-into the models volume: a linear classifier over 64 pixel values,
+into the models volume (digits.json): a softmax regression over 64 pixel
+values 0-16,
 
-    {"classes": [0, ..., 9], "W": [[64 floats] x 10], "b": [10 floats],
-     "mean": [64 floats], "std": [64 floats]}
+    {"kind": "softmax-regression", "inputs": 64, "input_scale": 0.0625,
+     "classes": [0, ..., 9], "W": [[64 floats] x 10], "b": [10 floats], ...}
 
-predicting classes[argmax(W . ((x - mean) / std) + b)].
+predicting classes[argmax(W . (x * input_scale) + b)]. Optional "mean" and
+"std" (64 floats each) standardise the scaled input first.
 
 Endpoints (https://kserve.github.io/website/docs/concepts/architecture/data-plane/v2-protocol):
     GET  /v2/health/live        200 while the process runs
@@ -21,7 +23,7 @@ Endpoints (https://kserve.github.io/website/docs/concepts/architecture/data-plan
           "datatype":"INT64","data":[...]}]}
 
 Configuration: --port (default $PORT, else 8080), --model (default
-$MODEL_DIR/model.json), --load-delay seconds to simulate a slow model load
+$MODEL_DIR/digits.json), --load-delay seconds to simulate a slow model load
 (readiness stays 503 meanwhile; the startup probe covers it). SIGTERM stops
 accepting connections and lets in-flight requests finish.
 """
@@ -55,9 +57,12 @@ class Model:
         self.W = [[float(v) for v in row] for row in W]
         self.b = [float(v) for v in b]
         self.classes = [int(c) for c in classes]
-        self.mean = [float(v) for v in doc.get("mean") or [0.0] * FEATURES]
+        input_scale = float(doc.get("input_scale", 1.0))
+        mean = [float(v) for v in doc.get("mean") or [0.0] * FEATURES]
         std = [float(v) for v in doc.get("std") or [1.0] * FEATURES]
-        self.scale = [1.0 / s if s > 1e-12 else 1.0 for s in std]
+        # x' = (x * input_scale - mean) / std = (x - mean / input_scale) * scale
+        self.scale = [input_scale / s if s > 1e-12 else input_scale for s in std]
+        self.mean = [m / input_scale for m in mean]
         self.version = str(doc.get("version", "1"))
 
     def predict(self, row):
@@ -213,7 +218,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     p.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
-    p.add_argument("--model", default=os.path.join(os.environ.get("MODEL_DIR", "."), "model.json"))
+    p.add_argument("--model", default=os.path.join(os.environ.get("MODEL_DIR", "."), "digits.json"))
     p.add_argument("--load-delay", type=float, default=0.0)
     args = p.parse_args()
 

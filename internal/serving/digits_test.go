@@ -43,9 +43,9 @@ func loadDigits(t testing.TB) (x [][]float64, y []int) {
 	return x, y
 }
 
-// nearestCentroidModel writes a model in train.py's format: nearest
-// centroid is linear, argmin |x−c|² = argmax (2c·x − |c|²). Rows with
-// i%5 == 4 are held out.
+// nearestCentroidModel writes a model in train.py's format (digits.json,
+// input_scale 1/16, held_out_rows): nearest centroid is linear, argmin
+// |x−c|² = argmax (2c·x − |c|²). Rows with i%5 == 4 are held out.
 func nearestCentroidModel(t testing.TB, dir string) {
 	t.Helper()
 	x, y := loadDigits(t)
@@ -62,21 +62,24 @@ func nearestCentroidModel(t testing.TB, dir string) {
 	}
 	m := map[string]any{"classes": []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}
 	W, b := make([][]float64, 10), make([]float64, 10)
-	mean, std := make([]float64, 64), make([]float64, 64)
 	for k := range 10 {
 		W[k] = make([]float64, 64)
 		for j := range 64 {
-			c := sum[k][j] / n[k]
+			c := sum[k][j] / n[k] / 16 // in scaled units
 			W[k][j] = 2 * c
 			b[k] -= c * c
 		}
 	}
-	for j := range std {
-		std[j] = 1
+	var held []int
+	for i := range x {
+		if i%5 == 4 {
+			held = append(held, i)
+		}
 	}
-	m["W"], m["b"], m["mean"], m["std"] = W, b, mean, std
+	m["kind"], m["inputs"], m["input_scale"] = "softmax-regression", 64, 1.0/16
+	m["W"], m["b"], m["held_out_rows"] = W, b, held
 	data, _ := json.Marshal(m)
-	if err := os.WriteFile(filepath.Join(dir, "model.json"), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "digits.json"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
