@@ -93,6 +93,9 @@ Exit status: 0 when no finding is an error (warnings and notes allowed),
   helm template charts/triton | petrel lint -
   petrel lint -o sarif k8s/ > lint.sarif
   petrel lint --list`,
+		// Findings are not usage mistakes; main prints the error line.
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
 			if !opts.List && len(args) == 0 {

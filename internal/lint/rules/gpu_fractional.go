@@ -25,9 +25,14 @@ func init() {
 						if !isExtended(name) || q.MilliValue()%1000 == 0 {
 							continue
 						}
-						p.Report(c.w.Object, c.path.Key("resources", section, string(name)), "",
+						at := c.path.Key("resources", section, string(name))
+						written, ok := c.w.Value(at)
+						if !ok {
+							written = quantity(q)
+						}
+						p.Report(c.w.Object, at, "",
 							"container %q asks for %s %s; extended resources must be whole numbers, so the API server rejects the pod",
-							c.c.Name, quantity(q), name)
+							c.c.Name, written, name)
 					}
 				}
 			}
