@@ -67,6 +67,10 @@ func Analyze(state *State, target backend.Ref) []backend.Finding {
 	return out
 }
 
+// summaryRules state an outcome (the Job failed) whose cause other findings
+// name (the pod's OOM kill); they come after the causes.
+var summaryRules = map[string]bool{"job-backoff-limit-exceeded": true, "job-failed": true, "job-restarting-in-place": true}
+
 func sortFindings(out []backend.Finding) {
 	rank := map[backend.Severity]int{backend.SeverityError: 0, backend.SeverityWarning: 1, backend.SeverityInfo: 2}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -76,6 +80,9 @@ func sortFindings(out []backend.Finding) {
 		}
 		if a.Permanent != b.Permanent {
 			return a.Permanent
+		}
+		if summaryRules[a.RuleID] != summaryRules[b.RuleID] {
+			return !summaryRules[a.RuleID]
 		}
 		if a.Object != b.Object {
 			return a.Object < b.Object

@@ -49,7 +49,7 @@ var cases = []caseWant{
 		words: []string{"container tfserving of Deployment tf-model", "<unknown>", "requests.cpu", "ContainerResource"}},
 	{file: "C10.yaml", rule: "hpa-flapping", object: "HorizontalPodAutoscaler/worker",
 		words: []string{"up and back down", "stabilizationWindowSeconds", "New size: 7", "readiness probe"}},
-	{file: "C11.yaml", target: ref("job", "train"), rule: "shm-too-small", object: "Pod/train-8xk2v", permanent: true,
+	{file: "C11.yaml", target: ref("job", "train"), rule: "shm-too-small", object: "Pod/train-8xk2v", permanent: true, first: true,
 		words: []string{"/dev/shm", "Bus error", "medium: Memory", "num_workers=0"}},
 	{file: "C11.yaml", target: ref("job", "train"), rule: "job-backoff-limit-exceeded", object: "Job/train", permanent: true,
 		words: []string{"backoffLimit 0"}},

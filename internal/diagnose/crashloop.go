@@ -30,7 +30,7 @@ func runCrashLoop(c *Context) []backend.Finding {
 		f := backend.Finding{RuleID: "crash-loop", Severity: backend.SeverityError, Object: podObject(k.Pod), Evidence: k.evidence(5)}
 		exit := ""
 		if k.Term != nil {
-			exit = fmt.Sprintf(" with exit code %d (%s)", k.Term.ExitCode, exitMeaning(k.Term.ExitCode))
+			exit = fmt.Sprintf(" with code %d (%s)", k.Term.ExitCode, exitMeaning(k.Term.ExitCode))
 			if k.Term.Reason == "StartError" || k.Term.Reason == "ContainerCannotRun" || k.Term.ExitCode == 126 || k.Term.ExitCode == 127 {
 				f.RuleID, f.Permanent = "container-start-error", true
 			}

@@ -64,7 +64,7 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 		if memLimit != "" {
 			ev = append(ev, "spec.resources.memory: "+memLimit)
 		}
-		out = append(out, oomFinding(obj, "Job "+job.Name, memLimit, len(ooms), ev))
+		out = append(out, oomFinding(obj, "Job "+job.Name, memLimit, fmt.Sprintf("%d of %d attempts", len(ooms), len(job.Attempts)), ev))
 	}
 	if len(starts) > 0 {
 		out = append(out, backend.Finding{
@@ -212,7 +212,7 @@ func AnalyzeService(svc backend.Service) []backend.Finding {
 				limit = svc.Spec.Resources.Memory.String()
 				ev = append(ev, "spec.resources.memory: "+limit)
 			}
-			out = append(out, oomFinding(obj, "Replica "+strings.Join(names, ", ")+" of service "+svc.Name, limit, int(restarts), ev))
+			out = append(out, oomFinding(obj, "Replica "+strings.Join(names, ", ")+" of service "+svc.Name, limit, fmt.Sprintf("restarted %d times", restarts), ev))
 		case "LivenessProbeFailed", "StartupProbeFailed":
 			ev = append(ev, eventsMatching("Liveness probe failed", "Startup probe failed", "failed liveness probe", "failed startup probe")...)
 			out = append(out, livenessFinding(obj, who, svc.Spec.StartupProbe != nil, strings.Contains(strings.Join(ev, " "), "connection refused"), ev))

@@ -50,7 +50,7 @@ func TestAnalyzeJob(t *testing.T) {
 	t.Run("OOM kills lead to backoffLimit", func(t *testing.T) {
 		fs := AnalyzeJob(failed(backend.ReasonBackoffLimitExceeded, "Job has reached the specified backoff limit",
 			attempt(0, 137, backend.ReasonOOMKilled, ""), attempt(1, 137, backend.ReasonOOMKilled, "")))
-		hasFinding(t, fs, "oom-killed", true, "limit of 512Mi", "(2 times)", "attempt 1 (train-1)")
+		hasFinding(t, fs, "oom-killed", true, "limit of 512Mi", "(2 of 2 attempts)", "attempt 1 (train-1)")
 		hasFinding(t, fs, "job-backoff-limit-exceeded", true, "2 attempts failed", "exit code 137 (SIGKILL)", "backoffLimit 1")
 	})
 	t.Run("command not found is a start error", func(t *testing.T) {

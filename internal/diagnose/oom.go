@@ -34,21 +34,26 @@ func runOOM(c *Context) []backend.Finding {
 		if limit != "" {
 			ev = append(ev, fmt.Sprintf("container %s: resources.limits.memory = %s", k.Status.Name, limit))
 		}
-		out = append(out, oomFinding(podObject(k.Pod), fmt.Sprintf("Container %s of pod %s", k.Status.Name, k.Pod.Name), limit, int(k.Status.RestartCount)+1+len(k.Others), ev))
+		note := ""
+		if k.Status.RestartCount > 1 {
+			note = fmt.Sprintf("restarted %d times", k.Status.RestartCount)
+		}
+		out = append(out, oomFinding(podObject(k.Pod), fmt.Sprintf("Container %s of pod %s", k.Status.Name, k.Pod.Name), limit, note, ev))
 	}
 	return out
 }
 
 // oomFinding is the OOM-kill finding shared by the Kubernetes and local
 // analyses. who is "Container X of pod Y" or "Job Z"; limit is the memory
-// limit as a quantity string, "" when none is set; times counts the kills.
-func oomFinding(object, who, limit string, times int, ev []string) backend.Finding {
+// limit as a quantity string, "" when none is set; note, when not empty,
+// is added in parentheses (e.g. "restarted 6 times").
+func oomFinding(object, who, limit, note string, ev []string) backend.Finding {
 	msg := fmt.Sprintf("%s was OOM-killed: it needs more memory than its limit of %s.", who, limit)
 	if limit == "" {
 		msg = fmt.Sprintf("%s was OOM-killed with no memory limit of its own: the node ran out of memory.", who)
 	}
-	if times > 1 {
-		msg = msg[:len(msg)-1] + fmt.Sprintf(" (%d times).", times)
+	if note != "" {
+		msg = msg[:len(msg)-1] + " (" + note + ")."
 	}
 	return backend.Finding{
 		RuleID: "oom-killed", Severity: backend.SeverityError, Object: object, Permanent: true, Evidence: ev, Message: msg,

@@ -147,7 +147,7 @@ func mountFindings(c *Context) []backend.Finding {
 			multi = true
 			holders := strings.Split(strings.ReplaceAll(m[2], " ", ""), ",")
 			f := backend.Finding{RuleID: "volume-multi-attach", Severity: backend.SeverityError, Object: podObject(p), Evidence: ev}
-			claim, modes := "", ""
+			claim := ""
 			for _, h := range holders {
 				for i := range c.State.Pods {
 					hp := &c.State.Pods[i]
@@ -161,14 +161,9 @@ func mountFindings(c *Context) []backend.Finding {
 					claim = sharedClaim(p, hp)
 				}
 			}
-			for i := range c.State.PersistentVolumeClaims {
-				if c.State.PersistentVolumeClaims[i].Name == claim {
-					modes = fmt.Sprintf(" (%v)", c.State.PersistentVolumeClaims[i].Spec.AccessModes)
-				}
-			}
 			vol := m[1]
 			if claim != "" {
-				vol += " of claim " + claim + modes
+				vol += " of claim " + claim
 			}
 			f.Message = fmt.Sprintf("Pod %s cannot mount volume %s: it is ReadWriteOnce and still attached to another node for pod %s.", p.Name, vol, strings.Join(holders, ", "))
 			f.Fix = "Delete the pod that still holds the volume once it is done (e.g. the copy pod that uploaded the model), use ReadOnlyMany/ReadWriteMany storage for data several pods read, or schedule the pods on the same node."

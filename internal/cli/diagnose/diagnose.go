@@ -88,6 +88,22 @@ analyse everything in the dump.`,
 	return cmd
 }
 
+// liveKinds are the workload kinds every backend diagnoses, by the names
+// people type (kubectl's plural and short forms, petrel's kinds).
+var liveKinds = map[string]string{
+	"job": "job", "jobs": "job", "trainingjob": "job",
+	"service": "service", "services": "service", "svc": "service", "inferenceservice": "service",
+	"pod": "pod", "pods": "pod", "po": "pod",
+}
+
+// offlineKinds are the Kubernetes workload kinds a saved dump can be
+// scoped to as well.
+var offlineKinds = map[string]string{
+	"deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
+	"daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
+	"statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
+}
+
 // ParseRef parses KIND/NAME. Kinds are job, service and pod (with kubectl's
 // plural and short forms); offline, deployment, daemonset and statefulset
 // are accepted too.
@@ -96,22 +112,18 @@ func ParseRef(s string, offline bool) (backend.Ref, error) {
 	if !ok || kind == "" || name == "" {
 		return backend.Ref{}, fmt.Errorf("%q is not KIND/NAME: write job/NAME, service/NAME or pod/NAME", s)
 	}
-	switch strings.ToLower(kind) {
-	case "job", "jobs", "trainingjob":
-		kind = "job"
-	case "service", "services", "svc", "inferenceservice":
-		kind = "service"
-	case "pod", "pods", "po":
-		kind = "pod"
-	case "deployment", "deployments", "deploy", "daemonset", "daemonsets", "ds", "statefulset", "statefulsets", "sts":
-		if !offline {
-			return backend.Ref{}, fmt.Errorf("%s/%s: a live target diagnoses job/NAME, service/NAME or pod/NAME; %s works with --from-file", kind, name, kind)
-		}
-		kind = strings.ToLower(kind)
-	default:
+	lower := strings.ToLower(kind)
+	if k, ok := liveKinds[lower]; ok {
+		return backend.Ref{Kind: k, Name: name}, nil
+	}
+	k, ok := offlineKinds[lower]
+	if !ok {
 		return backend.Ref{}, fmt.Errorf("unknown kind %q in %q: write job/NAME, service/NAME or pod/NAME", kind, s)
 	}
-	return backend.Ref{Kind: kind, Name: name}, nil
+	if !offline {
+		return backend.Ref{}, fmt.Errorf("%s/%s: a live target diagnoses job/NAME, service/NAME or pod/NAME; %s works with --from-file", kind, name, kind)
+	}
+	return backend.Ref{Kind: k, Name: name}, nil
 }
 
 // Run diagnoses opts.Ref and writes the findings to opts.IO.Out; loader
