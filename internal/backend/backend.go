@@ -27,7 +27,8 @@ type Backend interface {
 	// ListJobs returns every training job, oldest first.
 	ListJobs(ctx context.Context) ([]Job, error)
 	// WatchJob sends the job's status on every change until ctx ends or
-	// the job finishes (the last value sent is final). The channel closes.
+	// the job has finished and no attempt is still stopping (the last value
+	// sent is then final). The channel closes.
 	WatchJob(ctx context.Context, name string) (<-chan Job, error)
 
 	// GetService returns one inference service's status.

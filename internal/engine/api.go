@@ -221,8 +221,8 @@ func (e *Engine) WatchJob(ctx context.Context, name string) (<-chan backend.Job,
 			case <-ctx.Done():
 				return
 			}
-			if cur.Finished() {
-				return
+			if cur.Finished() && cur.Active == 0 {
+				return // final: finished and no attempt still stopping
 			}
 			select {
 			case <-ch:

@@ -45,7 +45,7 @@ type Engine struct {
 	gpus      *gpuAllocator
 	limitsErr error // why cgroup limits cannot be enforced, or nil
 	subs      map[string]chan struct{}
-	timers    map[string]*time.Timer
+	timers    map[string]*timer
 
 	queue  chan string
 	ctx    context.Context
@@ -95,7 +95,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, store: st,
 		jobs: map[string]*jobRecord{}, volumes: map[string]*volumeRecord{}, running: map[string]*runningAttempt{},
-		gpus: newGPUAllocator(cfg.GPUs), subs: map[string]chan struct{}{}, timers: map[string]*time.Timer{},
+		gpus: newGPUAllocator(cfg.GPUs), subs: map[string]chan struct{}{}, timers: map[string]*timer{},
 		queue: make(chan string, 4096), ctx: ctx, cancel: cancel,
 	}
 	e.limitsErr = CgroupSupport()
@@ -115,7 +115,7 @@ func (e *Engine) Close() error {
 	e.cancel()
 	e.mu.Lock()
 	for _, t := range e.timers {
-		t.Stop()
+		t.t.Stop()
 	}
 	e.mu.Unlock()
 	e.wg.Wait()
@@ -149,13 +149,33 @@ func (e *Engine) enqueue(name string) {
 	}
 }
 
-// enqueueAfter schedules a reconcile after d; a later call replaces it.
-// Caller holds e.mu.
+// timer is a pending reconcile of one job.
+type timer struct {
+	t  *time.Timer
+	at time.Time
+}
+
+// enqueueAfter schedules a reconcile after d. One timer per job is kept,
+// the earliest: every reconcile re-arms what it still waits for (deadline,
+// back-off, TTL), so the later ones are set again then. Caller holds e.mu.
 func (e *Engine) enqueueAfter(name string, d time.Duration) {
-	if t, ok := e.timers[name]; ok {
-		t.Stop()
+	at := time.Now().Add(d)
+	if old, ok := e.timers[name]; ok {
+		if old.at.Before(at) && old.at.After(time.Now()) {
+			return
+		}
+		old.t.Stop()
 	}
-	e.timers[name] = time.AfterFunc(d, func() { e.enqueue(name) })
+	tm := &timer{at: at}
+	tm.t = time.AfterFunc(d, func() {
+		e.mu.Lock()
+		if e.timers[name] == tm {
+			delete(e.timers, name)
+		}
+		e.mu.Unlock()
+		e.enqueue(name)
+	})
+	e.timers[name] = tm
 }
 
 // changed wakes everyone watching name. Caller holds e.mu.

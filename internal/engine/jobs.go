@@ -264,6 +264,9 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	}()
 	e.wg.Add(1)
 	go e.tailMetrics(ra)
+	if d := r.Spec.ActiveDeadlineSeconds; d != nil {
+		e.enqueueAfter(r.Name, time.Until(r.StartTime.Add(time.Duration(*d)*time.Second)))
+	}
 }
 
 // shimConfig resolves argv, environment and working directory of an
@@ -535,7 +538,7 @@ func (e *Engine) deleteJobLocked(ctx context.Context, name string) error {
 	}
 	delete(e.jobs, name)
 	if t, ok := e.timers[name]; ok {
-		t.Stop()
+		t.t.Stop()
 		delete(e.timers, name)
 	}
 	e.gpus.release(name)

@@ -96,9 +96,15 @@ func newV1(group string, lim Limits) (limiter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup v1 %s: %w", group, err)
 	}
-	p, _ := path(cgroup1.Memory)
-	root, _ := cgroup1.RootPath(cgroup1.Memory)
-	return &v1Limiter{cg: cg, dir: filepath.Join(root, p)}, nil
+	l := &v1Limiter{cg: cg}
+	if p, err := path(cgroup1.Memory); err == nil {
+		for _, s := range cg.Subsystems() {
+			if pt, ok := s.(interface{ Path(string) string }); ok && s.Name() == cgroup1.Memory {
+				l.dir = pt.Path(p)
+			}
+		}
+	}
+	return l, nil
 }
 
 func (l *v1Limiter) Add(pid int) error { return l.cg.AddProc(uint64(pid)) }

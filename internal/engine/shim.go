@@ -124,8 +124,11 @@ func RunShim(dir string) error {
 	}
 	if lim != nil {
 		status.OOMKilled = lim.OOMKilled()
-		// Kill leftovers of the group before removing the cgroup.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	// As when a container's main process exits, whatever it left running in
+	// its process group goes with it.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if lim != nil {
 		lim.Delete()
 	}
 	return writeJSONAtomic(filepath.Join(dir, shimStatusFile), status)
