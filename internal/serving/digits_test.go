@@ -178,6 +178,19 @@ func TestDigitsServerThroughTheService(t *testing.T) {
 	if acc < 0.85 {
 		t.Errorf("held-out accuracy %.3f, want at least 0.85 for a nearest-centroid model", acc)
 	}
+	// Each replica's output is in its log, prefixed when all are asked for.
+	var logs bytes.Buffer
+	if err := s.Logs(context.Background(), -1, false, &logs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[replica 0] serving digits on", "[replica 1] loaded model"} {
+		if !bytes.Contains(logs.Bytes(), []byte(want)) {
+			t.Errorf("logs lack %q:\n%s", want, logs.String())
+		}
+	}
+	if err := s.Logs(context.Background(), 7, false, &logs); err == nil {
+		t.Error("logs of a replica that does not exist did not fail")
+	}
 	// A malformed tensor is a 400 with a reason, not a crash.
 	bad, _ := http.Post(s.URL()+"/v2/models/digits/infer", "application/json", bytes.NewReader([]byte(`{"inputs":[{"name":"input-0","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}`)))
 	if bad.StatusCode != 400 {

@@ -47,7 +47,8 @@ type Config struct {
 	Env []string
 	// Dir is the replicas' working directory.
 	Dir string
-	// LogDir holds each replica's log, LogDir/NAME.log ("" = no logs).
+	// LogDir holds a directory per replica, LogDir/REPLICA/, with its log
+	// in output.log ("" = no logs).
 	LogDir string
 	// Addr is the load balancer's listen address (default 127.0.0.1:0, an
 	// assigned port).
@@ -195,14 +196,19 @@ func (s *Service) URL() string { return s.lb.URL() }
 // LoadBalancer returns the service's load balancer.
 func (s *Service) LoadBalancer() *LoadBalancer { return s.lb }
 
-// Update applies a changed spec with a new generation: replicas of older
-// generations are replaced by a rolling update. Autoscaling resumes if
-// Scale turned it off.
-func (s *Service) Update(spec v1alpha1.InferenceServiceSpec, generation int64) error {
+// Update applies a changed spec (and the environment and working
+// directory that come with it, as Config.Env and Config.Dir) with a new
+// generation: replicas of older generations are replaced by a rolling
+// update. Autoscaling resumes if Scale turned it off. A generation not
+// above the current one is replaced by current+1.
+func (s *Service) Update(spec v1alpha1.InferenceServiceSpec, generation int64, env []string, dir string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.deleted {
 		return fmt.Errorf("service %q is being deleted; apply it again once it is gone", s.cfg.Name)
+	}
+	if len(spec.Command) == 0 {
+		return fmt.Errorf("service %q has no command; set spec.command", s.cfg.Name)
 	}
 	if generation <= s.generation {
 		generation = s.generation + 1
@@ -210,9 +216,17 @@ func (s *Service) Update(spec v1alpha1.InferenceServiceSpec, generation int64) e
 	if err := s.setSpecLocked(spec, generation); err != nil {
 		return err
 	}
+	s.cfg.Env, s.cfg.Dir = slices.Clone(env), dir
 	s.eventLocked("Normal", "ScalingReplicaSet", fmt.Sprintf("rolling update to generation %d", generation))
 	s.poke()
 	return nil
+}
+
+// Generation returns the generation of the current spec.
+func (s *Service) Generation() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.generation
 }
 
 // Scale sets the replica count and turns autoscaling off until the next
@@ -467,7 +481,7 @@ func (s *Service) replicaSpecLocked(r *replica) ReplicaSpec {
 	rs := ReplicaSpec{Service: s.cfg.Name, Name: r.name, Index: r.index, Generation: r.generation,
 		Argv: argv, Env: env, Dir: s.cfg.Dir, Port: r.port}
 	if s.cfg.LogDir != "" {
-		rs.LogPath = filepath.Join(s.cfg.LogDir, r.name+".log")
+		rs.LogPath = filepath.Join(s.cfg.LogDir, r.name, "output.log")
 	}
 	return rs
 }

@@ -298,7 +298,7 @@ func TestServiceRollingUpdateUnderLoadFailsNoRequest(t *testing.T) {
 	posts := startLoad(s.URL()+"/sleep?ms=5", http.MethodPost, 2)
 	next := spec
 	next.Env = []v1alpha1.EnvVar{{Name: "GEN", Value: "2"}, spec.Env[1]}
-	if err := s.Update(next, 2); err != nil {
+	if err := s.Update(next, 2, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	maxReplicas := 0

@@ -1,0 +1,150 @@
+package serving
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+// Logs writes replica logs to w: one replica by index, or with replica −1
+// every current replica, each line prefixed "[replica N] ". With follow it
+// keeps streaming new lines until ctx ends or the replicas are gone.
+// It returns an error wrapping backend.ErrNotFound for an unknown index.
+func (s *Service) Logs(ctx context.Context, replica int, follow bool, w io.Writer) error {
+	s.mu.Lock()
+	type target struct {
+		index   int
+		path    string
+		removed chan struct{}
+	}
+	var targets []target
+	for _, r := range s.replicas {
+		if replica < 0 || r.index == replica {
+			targets = append(targets, target{r.index, r.spec.LogPath, r.removed})
+		}
+	}
+	deleted := s.deleted
+	s.mu.Unlock()
+	slices.SortFunc(targets, func(a, b target) int { return a.index - b.index })
+	if replica >= 0 && len(targets) == 0 {
+		return fmt.Errorf("replica %d of service %q: %w; petrel describe service %s lists the replicas", replica, s.cfg.Name, backend.ErrNotFound, s.cfg.Name)
+	}
+	if follow && deleted {
+		follow = false
+	}
+	lw := &lineWriter{w: w}
+	if !follow {
+		for _, t := range targets {
+			prefix := ""
+			if replica < 0 {
+				prefix = fmt.Sprintf("[replica %d] ", t.index)
+			}
+			if err := tailFile(ctx, t.path, prefix, nil, lw); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(targets))
+	for i, t := range targets {
+		prefix := ""
+		if replica < 0 {
+			prefix = fmt.Sprintf("[replica %d] ", t.index)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = tailFile(ctx, t.path, prefix, t.removed, lw)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// lineWriter serialises whole lines from several followers.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) line(prefix string, b []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := fmt.Fprintf(l.w, "%s%s", prefix, b); err != nil {
+		return err
+	}
+	if f, ok := l.w.(interface{ Flush() }); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// tailFile copies path's lines to w with prefix; with until non-nil it
+// keeps reading new lines (every 100 ms) until until is closed or ctx
+// ends, then copies what is left.
+func tailFile(ctx context.Context, path, prefix string, until <-chan struct{}, w *lineWriter) error {
+	var f *os.File
+	var rd *bufio.Reader
+	var partial []byte
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		last := until == nil
+		if !last {
+			select {
+			case <-until:
+				last = true
+			case <-ctx.Done():
+				return nil
+			default:
+			}
+		}
+		if f == nil && path != "" {
+			if of, err := os.Open(path); err == nil {
+				f, rd = of, bufio.NewReader(of)
+			}
+		}
+		if f != nil {
+			for {
+				b, err := rd.ReadBytes('\n')
+				partial = append(partial, b...)
+				if err != nil {
+					break
+				}
+				if werr := w.line(prefix, partial); werr != nil {
+					return werr
+				}
+				partial = nil
+			}
+		}
+		if last {
+			if len(partial) > 0 {
+				return w.line(prefix, append(partial, '\n'))
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-until:
+		case <-tick.C:
+		}
+	}
+}
