@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 
 	schedcorev1 "k8s.io/component-helpers/scheduling/corev1"
@@ -138,24 +140,27 @@ func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
 			})
 			explained = true
 		case insufficient[name]:
+			fits, blocked := candidateNodes(p, nodes, name, req)
+			if len(fits) == 0 {
+				// Every node big enough refuses the pod for another
+				// reason (taint, affinity): that finding explains it.
+				if len(taints) == 0 && len(blocked) > 0 {
+					taints = []corev1.Taint{blocked[0]}
+				}
+				continue
+			}
 			id := "resource-busy"
 			if gpu {
 				id = "gpu-busy"
 			}
-			var used []string
-			for i := range nodes {
-				n := &nodes[i]
-				alloc, ok := n.Status.Allocatable[name]
-				if !ok || alloc.IsZero() {
-					continue
-				}
+			for _, n := range fits {
+				alloc := n.Status.Allocatable[name]
 				inUse := nodeRequested(c.State.Pods, n.Name, name)
-				used = append(used, fmt.Sprintf("node %s: %s of %s %s requested by running pods", n.Name, inUse.String(), alloc.String(), name))
+				ev = append(ev, fmt.Sprintf("node %s: %s of %s %s requested by pods bound to it", n.Name, inUse.String(), alloc.String(), name))
 			}
-			ev = append(ev, used...)
 			msg := fmt.Sprintf("Pod %s waits for %s %s: a node has that many, but they are all in use right now.", p.Name, req.String(), name)
 			if gpu {
-				msg = fmt.Sprintf("Pod %s waits for %s %s: all GPUs are busy right now; node %s has %s and the pod will schedule when other pods release them.", p.Name, req.String(), name, best.Name, max.String())
+				msg = fmt.Sprintf("Pod %s waits for %s %s: all GPUs are busy right now; node %s could hold it and the pod will schedule when other pods release theirs.", p.Name, req.String(), name, fits[0].Name)
 			}
 			out = append(out, backend.Finding{
 				RuleID: id, Severity: backend.SeverityWarning, Object: podObject(p), Evidence: ev, Message: msg,
@@ -275,8 +280,32 @@ func gpuNotAdvertised(c *Context, p *corev1.Pod, name corev1.ResourceName, req s
 	}
 }
 
-// podToleratesNode reports whether tolerations tolerate every NoSchedule and
-// NoExecute taint of node, and returns the first one they do not.
+// candidateNodes splits the nodes whose allocatable of name is at least req
+// into those that would take the pod once enough is free (its tolerations
+// and required node affinity allow them) and the untolerated taints of the
+// others.
+func candidateNodes(p *corev1.Pod, nodes []corev1.Node, name corev1.ResourceName, req resource.Quantity) (fits []*corev1.Node, blocked []corev1.Taint) {
+	aff := nodeaffinity.GetRequiredNodeAffinity(p)
+	for i := range nodes {
+		n := &nodes[i]
+		if alloc, ok := n.Status.Allocatable[name]; !ok || alloc.Cmp(req) < 0 {
+			continue
+		}
+		if ok, err := aff.Match(n); err == nil && !ok {
+			continue
+		}
+		if t, bad := untoleratedTaint(p.Spec.Tolerations, n); bad {
+			blocked = append(blocked, t)
+			continue
+		}
+		fits = append(fits, n)
+	}
+	return fits, blocked
+}
+
+// untoleratedTaint returns the first NoSchedule or NoExecute taint of node
+// that tolerations do not tolerate, as the scheduler's TaintToleration
+// plugin judges it.
 func untoleratedTaint(tolerations []corev1.Toleration, node *corev1.Node) (corev1.Taint, bool) {
 	return schedcorev1.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, tolerations, func(t *corev1.Taint) bool {
 		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
