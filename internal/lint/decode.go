@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,7 +81,7 @@ func (d *decoder) report(rule *Rule, sev backend.Severity, line, col int, object
 func (d *decoder) decode() {
 	docIndex := 0
 	for _, ch := range splitDocuments(d.src.Data) {
-		dec := yaml.NewDecoder(strings.NewReader(string(ch.data)))
+		dec := yaml.NewDecoder(bytes.NewReader(ch.data))
 		for {
 			var root yaml.Node
 			err := dec.Decode(&root)
@@ -248,14 +249,11 @@ func (e *schemaError) Error() string {
 // which is how the API server reads manifests: resource quantities and
 // int-or-string fields decode as they would there.
 func typedObject(n *yaml.Node, kind, apiVersion string, info kindInfo) (any, error) {
-	var generic any
-	if err := n.Decode(&generic); err != nil {
+	var buf bytes.Buffer
+	if err := nodeJSON(&buf, n, 0); err != nil {
 		return nil, &schemaError{kind: kind, msg: err.Error()}
 	}
-	data, err := json.Marshal(generic)
-	if err != nil {
-		return nil, &schemaError{kind: kind, msg: "keys must be strings: " + err.Error()}
-	}
+	data := buf.Bytes()
 	if kind == "HorizontalPodAutoscaler" && apiVersion == "autoscaling/v1" {
 		var v1 autoscalingv1.HorizontalPodAutoscaler
 		if err := json.Unmarshal(data, &v1); err != nil {

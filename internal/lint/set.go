@@ -50,6 +50,9 @@ type Set struct {
 	// Objects by kind, in input order.
 	Services, HPAs, Claims, Quotas, LimitRanges []*Object
 	TrainingJobs, InferenceServices, Volumes    []*Object
+
+	// targets maps each HPA to the workload it scales (nil when absent).
+	targets map[*Object]*Workload
 }
 
 // NewSet indexes objects.
@@ -94,6 +97,20 @@ func NewSet(objs []*Object) *Set {
 			s.Volumes = append(s.Volumes, o)
 		}
 	}
+	s.targets = make(map[*Object]*Workload, len(s.HPAs))
+	if len(s.HPAs) > 0 {
+		byName := map[string]*Workload{}
+		for _, w := range s.Workloads {
+			key := w.Kind + "/" + w.Namespace + "/" + w.Name
+			if _, dup := byName[key]; !dup {
+				byName[key] = w
+			}
+		}
+		for _, h := range s.HPAs {
+			ref := h.Typed.(*autoscalingv2.HorizontalPodAutoscaler).Spec.ScaleTargetRef
+			s.targets[h] = byName[ref.Kind+"/"+h.Namespace+"/"+ref.Name]
+		}
+	}
 	return s
 }
 
@@ -123,26 +140,15 @@ func SameNamespace(a, b *Object) bool {
 }
 
 // ScaleTarget returns the workload an HPA's scaleTargetRef names (by kind
-// and name, in the same namespace), or nil when it is not in the set.
-func (s *Set) ScaleTarget(hpa *Object) *Workload {
-	h, ok := hpa.Typed.(*autoscalingv2.HorizontalPodAutoscaler)
-	if !ok {
-		return nil
-	}
-	ref := h.Spec.ScaleTargetRef
-	for _, w := range s.Workloads {
-		if w.Kind == ref.Kind && w.Name == ref.Name && SameNamespace(w.Object, hpa) {
-			return w
-		}
-	}
-	return nil
-}
+// and name, in the same namespace; the first such object when it is
+// declared twice), or nil when it is not in the set.
+func (s *Set) ScaleTarget(hpa *Object) *Workload { return s.targets[hpa] }
 
 // HPAsFor returns the HPAs whose scaleTargetRef names w.
 func (s *Set) HPAsFor(w *Workload) []*Object {
 	var out []*Object
 	for _, h := range s.HPAs {
-		if s.ScaleTarget(h) == w {
+		if s.targets[h] == w {
 			out = append(out, h)
 		}
 	}

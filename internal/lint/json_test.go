@@ -1,0 +1,61 @@
+package lint
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestNodeJSONMatchesYAMLSemantics(t *testing.T) {
+	src := `base: &base {cpu: 500m, replicas: 0x10}
+spec:
+  <<: *base
+  gpu: 0.5
+  ratio: 1e3
+  octal: 0o17
+  on: true
+  off: False
+  none: ~
+  quoted: "8"
+  text: "tab\there \"q\" é"
+  list: [1, two, *base]
+`
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &n); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := nodeJSON(&buf, &n, 0); err != nil {
+		t.Fatal(err)
+	}
+	var got any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("invalid JSON %s: %v", buf.String(), err)
+	}
+	want := map[string]any{
+		"base": map[string]any{"cpu": "500m", "replicas": 16.0},
+		"spec": map[string]any{"cpu": "500m", "replicas": 16.0, "gpu": 0.5, "ratio": 1000.0, "octal": 15.0,
+			"on": true, "off": false, "none": nil, "quoted": "8", "text": "tab\there \"q\" é",
+			"list": []any{1.0, "two", map[string]any{"cpu": "500m", "replicas": 16.0}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+	if !bytes.Contains(buf.Bytes(), []byte(`"gpu":0.5`)) {
+		t.Errorf("0.5 not kept as written: %s", buf.String())
+	}
+}
+
+func TestNodeJSONRejectsComplexKeys(t *testing.T) {
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte("? [a, b]\n: 1\n"), &n); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := nodeJSON(&buf, &n, 0); err == nil {
+		t.Error("a list as a mapping key was accepted")
+	}
+}
