@@ -414,9 +414,9 @@ func tagName(tag string) string {
 }
 
 // suggest returns "; did you mean X?" for the closest candidate within an
-// edit distance of 2 (case-insensitive), or "".
+// edit distance of 1 + len(got)/3 (case-insensitive), or "".
 func suggest(got string, candidates []string) string {
-	best, bestD := "", 3
+	best, bestD := "", 2+len(got)/3
 	for _, c := range candidates {
 		if dd := editDistance(strings.ToLower(got), strings.ToLower(c)); dd < bestD {
 			best, bestD = c, dd
