@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,10 +17,6 @@ import (
 )
 
 var _ backend.Backend = (*Engine)(nil)
-
-// errNoServices is returned by the service methods until the serving
-// reconciler is part of the engine.
-var errNoServices = errors.New("inference services are not supported by this local engine build")
 
 // load reads the store and settles every attempt that was running when
 // the previous server stopped: a finished one gets its recorded outcome, a
@@ -147,7 +142,7 @@ func (e *Engine) apply(ctx context.Context, docs []*spec.Document, replace bool)
 		case *v1alpha1.TrainingJob:
 			action, err = e.applyJob(ctx, o, d.Dir, replace)
 		case *v1alpha1.InferenceService:
-			err = errNoServices
+			action, err = e.applyService(ctx, o, d.Dir)
 		}
 		if err != nil {
 			return out, err
@@ -268,8 +263,11 @@ func (e *Engine) ListVolumes(ctx context.Context) ([]backend.VolumeStatus, error
 	return out, nil
 }
 
-// Delete implements backend.Backend for jobs and volumes.
+// Delete implements backend.Backend.
 func (e *Engine) Delete(ctx context.Context, ref backend.Ref) error {
+	if ref.Kind == "service" {
+		return e.deleteService(ctx, ref.Name) // drains without holding e.mu
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch ref.Kind {
@@ -280,25 +278,23 @@ func (e *Engine) Delete(ctx context.Context, ref backend.Ref) error {
 		return e.deleteJobLocked(ctx, ref.Name)
 	case "volume":
 		return e.deleteVolume(ctx, ref.Name)
-	case "service":
-		return errNoServices
 	}
 	return fmt.Errorf("cannot delete %q: kinds are job, service and volume", ref.Kind)
 }
 
 // GetService implements backend.Backend.
 func (e *Engine) GetService(ctx context.Context, name string) (*backend.Service, error) {
-	return nil, errNoServices
+	return e.getService(name)
 }
 
 // ListServices implements backend.Backend.
 func (e *Engine) ListServices(ctx context.Context) ([]backend.Service, error) {
-	return nil, nil
+	return e.listServices(), nil
 }
 
 // Scale implements backend.Backend.
 func (e *Engine) Scale(ctx context.Context, name string, replicas int32) error {
-	return errNoServices
+	return e.scaleService(ctx, name, replicas)
 }
 
 // Diagnose implements backend.Backend for jobs.
@@ -318,8 +314,11 @@ func (e *Engine) Diagnose(ctx context.Context, ref backend.Ref) ([]backend.Findi
 // with an "[attempt N] " prefix per line. Follow streams until the job
 // finishes.
 func (e *Engine) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOptions, w io.Writer) error {
+	if ref.Kind == "service" {
+		return e.serviceLogs(ctx, ref.Name, opts, w)
+	}
 	if ref.Kind != "job" {
-		return errNoServices
+		return fmt.Errorf("logs of %s/%s: the local engine has logs of jobs and services", ref.Kind, ref.Name)
 	}
 	e.mu.Lock()
 	_, ok := e.jobs[ref.Name]

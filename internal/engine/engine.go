@@ -42,6 +42,7 @@ type Engine struct {
 	jobs      map[string]*jobRecord
 	volumes   map[string]*volumeRecord
 	running   map[string]*runningAttempt // by job name
+	services  map[string]*serviceState   // by service name (services.go)
 	gpus      *gpuAllocator
 	limitsErr error // why cgroup limits cannot be enforced, or nil
 	subs      map[string]chan struct{}
@@ -104,6 +105,14 @@ func New(cfg Config) (*Engine, error) {
 		cancel()
 		return nil, err
 	}
+	// Services come back in the background (services.go).
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := e.loadServices(); err != nil {
+			e.cfg.Logf("%v", err)
+		}
+	}()
 	e.wg.Add(1)
 	go e.worker()
 	return e, nil
@@ -119,6 +128,7 @@ func (e *Engine) Close() error {
 	}
 	e.mu.Unlock()
 	e.wg.Wait()
+	e.stopServices()
 	return e.store.Close()
 }
 

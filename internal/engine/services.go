@@ -1,0 +1,459 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/serving"
+)
+
+// Inference services run as internal/serving controllers: one per
+// service, with its load balancer in this process and each replica under
+// its own shim (so CPU and memory limits apply as for training attempts).
+// The desired state (spec, generation, load-balancer port, a `petrel
+// scale` count) is in the store's services table; after a server restart
+// leftover replicas are stopped and the service is started again on the
+// same port.
+
+// serviceRecord is a service's stored desired state.
+type serviceRecord struct {
+	Name       string                        `json:"name"`
+	Spec       v1alpha1.InferenceServiceSpec `json:"spec"`
+	Dir        string                        `json:"dir"` // the spec file's directory
+	Generation int64                         `json:"generation"`
+	// Port is the load balancer's port, kept across server restarts.
+	Port int `json:"port"`
+	// Replicas is set by Scale and cleared by the next apply.
+	Replicas     *int32    `json:"replicas,omitempty"`
+	CreationTime time.Time `json:"creationTime"`
+}
+
+type serviceState struct {
+	rec    *serviceRecord
+	svc    *serving.Service
+	runner *shimRunner
+}
+
+func (e *Engine) serviceDir(name string) string {
+	return filepath.Join(e.cfg.Home, "services", filepath.Base(filepath.Clean("/"+name)))
+}
+
+// serviceEnv returns the replicas' extra environment (each mount's pathEnv
+// set to the volume's directory) and working directory.
+func (e *Engine) serviceEnv(rec *serviceRecord) ([]string, string, error) {
+	env := []string{"PETREL_SERVICE_NAME=" + rec.Name}
+	vars := map[string]string{"PETREL_SERVICE_NAME": rec.Name}
+	for _, m := range rec.Spec.Volumes {
+		if _, ok := e.volumes[m.Name]; !ok {
+			return nil, "", fmt.Errorf("service %q mounts volume %q, which does not exist; apply the Volume first (e.g. in the same file)", rec.Name, m.Name)
+		}
+		if m.PathEnv != "" {
+			env = append(env, m.PathEnv+"="+e.volumePath(m.Name))
+			vars[m.PathEnv] = e.volumePath(m.Name)
+		}
+	}
+	wd := rec.Dir
+	if w := rec.Spec.WorkingDir; w != "" {
+		wd = serving.Expand(w, func(n string) (string, bool) { v, ok := vars[n]; return v, ok })
+		if !filepath.IsAbs(wd) {
+			wd = filepath.Join(rec.Dir, wd)
+		}
+	}
+	if st, err := os.Stat(wd); err != nil || !st.IsDir() {
+		return nil, "", fmt.Errorf("service %q: workingDir %q is not a directory; fix spec.workingDir (relative paths start at the spec file's directory)", rec.Name, wd)
+	}
+	if len(rec.Spec.Command) > 0 && !strings.Contains(rec.Spec.Command[0], "$(") {
+		if _, err := lookPath(rec.Spec.Command[0], wd, os.Getenv("PATH")); err != nil {
+			return nil, "", fmt.Errorf("service %q: %v; fix spec.command", rec.Name, err)
+		}
+	}
+	return env, wd, nil
+}
+
+// startService starts the controller for rec on its recorded port (a new
+// one when 0 or taken). Caller holds e.mu.
+func (e *Engine) startService(rec *serviceRecord) (*serviceState, error) {
+	env, wd, err := e.serviceEnv(rec)
+	if err != nil {
+		return nil, err
+	}
+	runner := &shimRunner{e: e}
+	runner.setResources(rec.Spec.Resources)
+	cfg := serving.Config{Name: rec.Name, Spec: rec.Spec, Generation: rec.Generation, Runner: runner,
+		Env: env, Dir: wd, LogDir: filepath.Join(e.serviceDir(rec.Name), "replicas"), Addr: "127.0.0.1:0"}
+	if rec.Port != 0 {
+		cfg.Addr = "127.0.0.1:" + strconv.Itoa(rec.Port)
+	}
+	svc, err := serving.NewService(cfg)
+	if err != nil && rec.Port != 0 {
+		e.cfg.Logf("service %s: port %d: %v; taking a new port", rec.Name, rec.Port, err)
+		cfg.Addr = "127.0.0.1:0"
+		svc, err = serving.NewService(cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u, err := url.Parse(svc.URL()); err == nil {
+		rec.Port, _ = strconv.Atoi(u.Port())
+	}
+	if rec.Replicas != nil {
+		_ = svc.Scale(*rec.Replicas)
+	}
+	return &serviceState{rec: rec, svc: svc, runner: runner}, nil
+}
+
+// applyService creates or updates a service; a changed spec is rolled out
+// as a new generation. Caller holds e.mu.
+func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService, dir string) (string, error) {
+	name := o.Metadata.Name
+	if e.services == nil {
+		e.services = map[string]*serviceState{}
+	}
+	if st, ok := e.services[name]; ok {
+		if reflect.DeepEqual(st.rec.Spec, o.Spec) && st.rec.Dir == dir {
+			return "unchanged", nil
+		}
+		rec := *st.rec
+		rec.Spec, rec.Dir, rec.Replicas = o.Spec, dir, nil
+		rec.Generation++
+		env, wd, err := e.serviceEnv(&rec)
+		if err != nil {
+			return "", err
+		}
+		st.runner.setResources(rec.Spec.Resources)
+		if err := st.svc.Update(rec.Spec, rec.Generation, env, wd); err != nil {
+			return "", err
+		}
+		st.rec = &rec
+		if err := e.store.putRecord(ctx, "services", name, st.rec); err != nil {
+			return "", fmt.Errorf("record service %q: %w", name, err)
+		}
+		return "configured", nil
+	}
+	rec := &serviceRecord{Name: name, Spec: o.Spec, Dir: dir, Generation: 1, CreationTime: time.Now()}
+	st, err := e.startService(rec)
+	if err != nil {
+		return "", err
+	}
+	if err := e.store.putRecord(ctx, "services", name, rec); err != nil {
+		st.svc.Delete(context.Background()) //nolint:errcheck
+		return "", fmt.Errorf("record service %q: %w", name, err)
+	}
+	e.services[name] = st
+	return "created", nil
+}
+
+// loadServices starts every stored service again after stopping replicas
+// a previous server left running. New runs it in the background.
+func (e *Engine) loadServices() error {
+	var recs []*serviceRecord
+	if err := e.store.loadRecords(e.ctx, "services", func(b []byte) error {
+		r := &serviceRecord{}
+		if err := json.Unmarshal(b, r); err != nil {
+			return err
+		}
+		recs = append(recs, r)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read services: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.services == nil {
+		e.services = map[string]*serviceState{}
+	}
+	for _, rec := range recs {
+		if e.ctx.Err() != nil {
+			return nil // closing
+		}
+		if _, ok := e.services[rec.Name]; ok {
+			continue // applied again meanwhile
+		}
+		stopLeftoverReplicas(filepath.Join(e.serviceDir(rec.Name), "replicas"))
+		st, err := e.startService(rec)
+		if err != nil {
+			e.cfg.Logf("service %s cannot start again: %v", rec.Name, err)
+			continue
+		}
+		e.services[rec.Name] = st
+		_ = e.store.putRecord(e.ctx, "services", rec.Name, rec)
+	}
+	return nil
+}
+
+// stopLeftoverReplicas kills the replica process groups (and their shims)
+// recorded under dir, then removes dir.
+func stopLeftoverReplicas(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, ent := range entries {
+		var p ShimPids
+		if err := readJSON(filepath.Join(dir, ent.Name(), shimPidsFile), &p); err != nil {
+			continue
+		}
+		if alive(p.Pid, p.StartTicks) {
+			_ = killGroup(p.Pid)
+		}
+		if alive(p.ShimPid, p.ShimStartTicks) {
+			_ = syscall.Kill(p.ShimPid, syscall.SIGKILL)
+		}
+	}
+	_ = os.RemoveAll(dir)
+}
+
+// stopServices stops every service's replicas and load balancer (Close
+// calls it after the reconcilers stopped); their records stay, so the next
+// server starts them again.
+func (e *Engine) stopServices() {
+	e.mu.Lock()
+	states := make([]*serviceState, 0, len(e.services))
+	for _, st := range e.services {
+		states = append(states, st)
+	}
+	e.services = nil
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, st := range states {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			_ = st.svc.Delete(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+func (e *Engine) serviceStatus(st *serviceState) backend.Service {
+	s := st.svc.Status()
+	s.CreationTime = st.rec.CreationTime
+	for i := range s.Replicas {
+		s.Replicas[i].Node = "local"
+	}
+	return s
+}
+
+func (e *Engine) lookupService(name string) (*serviceState, error) {
+	st, ok := e.services[name]
+	if !ok {
+		return nil, fmt.Errorf("service %q: %w", name, backend.ErrNotFound)
+	}
+	return st, nil
+}
+
+// getService implements GetService.
+func (e *Engine) getService(name string) (*backend.Service, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, err := e.lookupService(name)
+	if err != nil {
+		return nil, err
+	}
+	s := e.serviceStatus(st)
+	return &s, nil
+}
+
+// listServices implements ListServices, by name.
+func (e *Engine) listServices() []backend.Service {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]backend.Service, 0, len(e.services))
+	for _, st := range e.services {
+		out = append(out, e.serviceStatus(st))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// scaleService implements Scale: autoscaling is off until the next apply.
+func (e *Engine) scaleService(ctx context.Context, name string, replicas int32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, err := e.lookupService(name)
+	if err != nil {
+		return err
+	}
+	if err := st.svc.Scale(replicas); err != nil {
+		return err
+	}
+	st.rec.Replicas = &replicas
+	return e.store.putRecord(ctx, "services", name, st.rec)
+}
+
+// deleteService drains and stops the replicas, then forgets the service.
+func (e *Engine) deleteService(ctx context.Context, name string) error {
+	e.mu.Lock()
+	st, err := e.lookupService(name)
+	if err == nil {
+		delete(e.services, name)
+		err = e.store.deleteRecord(ctx, "services", name)
+	}
+	e.mu.Unlock()
+	if st == nil {
+		return err
+	}
+	if derr := st.svc.Delete(ctx); derr != nil {
+		return derr
+	}
+	_ = os.RemoveAll(e.serviceDir(name))
+	return err
+}
+
+// serviceLogs implements Logs for services.
+func (e *Engine) serviceLogs(ctx context.Context, name string, opts backend.LogOptions, w io.Writer) error {
+	e.mu.Lock()
+	st, err := e.lookupService(name)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return st.svc.Logs(ctx, opts.Replica, opts.Follow, w)
+}
+
+// shimRunner starts each replica under the engine's shim, in the
+// replica's log directory, with the service's CPU and memory limits.
+type shimRunner struct {
+	e      *Engine
+	mu     sync.Mutex
+	limits Limits
+}
+
+func (r *shimRunner) setResources(res v1alpha1.Resources) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.limits = Limits{}
+	if r.e.limitsErr != nil {
+		return
+	}
+	if q := res.Memory; q != nil {
+		r.limits.MemoryBytes = q.Value()
+	}
+	if q := res.CPU; q != nil {
+		r.limits.CPUMillicores = q.MilliValue()
+	}
+}
+
+// Start implements serving.Runner.
+func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.Proc, error) {
+	if rs.LogPath == "" || len(rs.Argv) == 0 {
+		return nil, errors.New("replica has no log directory or command")
+	}
+	dir := filepath.Dir(rs.LogPath)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create replica directory: %w", err)
+	}
+	// A restart reuses the directory: the log is appended to, the status
+	// and pids of the previous run go.
+	_ = os.Remove(filepath.Join(dir, shimStatusFile))
+	_ = os.Remove(filepath.Join(dir, shimPidsFile))
+	base := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			base[k] = v
+		}
+	}
+	for _, kv := range rs.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			base[k] = v
+		}
+	}
+	env := make([]string, 0, len(base))
+	for k, v := range base {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	argv := append([]string(nil), rs.Argv...)
+	path, err := lookPath(argv[0], rs.Dir, base["PATH"])
+	if err != nil {
+		_ = os.WriteFile(rs.LogPath, []byte("petrel: "+err.Error()+"\n"), 0o600)
+		return nil, err
+	}
+	argv[0] = path
+	r.mu.Lock()
+	cfg := ShimConfig{Argv: argv, Env: env, Dir: rs.Dir, Limits: r.limits}
+	r.mu.Unlock()
+	if cfg.Limits.MemoryBytes > 0 || cfg.Limits.CPUMillicores > 0 {
+		cfg.Cgroup = fmt.Sprintf("petrel/svc-%s-%d", rs.Name, time.Now().UnixNano())
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, shimConfigFile), cfg); err != nil {
+		return nil, fmt.Errorf("write replica config: %w", err)
+	}
+	shimArgv := append(append([]string(nil), r.e.cfg.ShimArgv...), dir)
+	shim := exec.Command(shimArgv[0], shimArgv[1:]...)
+	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	shim.Dir = "/"
+	if err := shim.Start(); err != nil {
+		return nil, fmt.Errorf("start the shim for replica %s: %w", rs.Name, err)
+	}
+	p := &shimProc{dir: dir, shim: shim, wait: make(chan serving.Exit, 1), done: make(chan struct{})}
+	go func() {
+		_ = shim.Wait()
+		var st ShimStatus
+		ex := serving.Exit{Code: 128, Reason: backend.ReasonError}
+		if err := readJSON(filepath.Join(dir, shimStatusFile), &st); err == nil {
+			ex.Code, ex.Signal = int(st.ExitCode), st.Signal
+			switch {
+			case st.StartError != "":
+				ex.Reason = backend.ReasonStartError
+			case st.OOMKilled:
+				ex.Reason = backend.ReasonOOMKilled
+			case st.ExitCode == 0:
+				ex.Reason = backend.ReasonCompleted
+			}
+		}
+		p.wait <- ex
+		close(p.wait)
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// shimProc is a replica under its shim. Pid is the shim's: the workload
+// is its child, so the process tree (CPU metric) covers it; signals go to
+// the workload's process group from pids.json.
+type shimProc struct {
+	dir  string
+	shim *exec.Cmd
+	wait chan serving.Exit
+	done chan struct{} // closed once the shim has exited
+}
+
+func (p *shimProc) Pid() int                  { return p.shim.Process.Pid }
+func (p *shimProc) Wait() <-chan serving.Exit { return p.wait }
+
+func (p *shimProc) Signal(sig syscall.Signal) error {
+	var pids ShimPids
+	for i := 0; i < 100; i++ { // the shim writes pids.json right after starting the workload
+		if err := readJSON(filepath.Join(p.dir, shimPidsFile), &pids); err == nil {
+			break
+		}
+		select {
+		case <-p.done:
+			return nil // ended before it started
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if pids.Pid == 0 || !alive(pids.Pid, pids.StartTicks) {
+		return nil
+	}
+	if err := syscall.Kill(-pids.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal replica process group %d: %w", pids.Pid, err)
+	}
+	return nil
+}

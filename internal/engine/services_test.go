@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/spec"
+)
+
+// waitService polls the service's status until cond holds (services have
+// no watch in backend.Backend).
+func waitService(t *testing.T, e *Engine, name string, timeout time.Duration, what string, cond func(backend.Service) bool) backend.Service {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last *backend.Service
+	for time.Now().Before(deadline) {
+		s, err := e.GetService(context.Background(), name)
+		if err == nil && cond(*s) {
+			return *s
+		}
+		last = s
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v; last status %+v", what, timeout, last)
+	return backend.Service{}
+}
+
+func replicaPids(t *testing.T, e *Engine, name string) []int {
+	t.Helper()
+	var out []int
+	dirs, _ := filepath.Glob(filepath.Join(e.serviceDir(name), "replicas", "*", shimPidsFile))
+	for _, f := range dirs {
+		var p ShimPids
+		if err := readJSON(f, &p); err == nil && alive(p.Pid, p.StartTicks) {
+			out = append(out, p.Pid)
+		}
+	}
+	return out
+}
+
+func TestEngineRunsAServiceAcrossScaleRestartAndDelete(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is needed")
+	}
+	home := t.TempDir()
+	cfg := Config{Home: home, GPUs: FakeGPUs(0), ShimArgv: []string{os.Args[0], "-shim"}, Logf: t.Logf}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { e.Close() }()
+
+	vol := &v1alpha1.Volume{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindVolume},
+		Metadata: v1alpha1.ObjectMeta{Name: "site"}}
+	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
+		Metadata: v1alpha1.ObjectMeta{Name: "web"},
+		Spec: v1alpha1.InferenceServiceSpec{
+			Command:                       []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1", "--directory", "$(SITE)"},
+			Port:                          8080,
+			Replicas:                      ptr(int32(2)),
+			Volumes:                       []v1alpha1.VolumeMount{{Name: "site", MountPath: "/site", PathEnv: "SITE"}},
+			ReadinessProbe:                &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+			TerminationGracePeriodSeconds: ptr(int64(2)),
+		}}
+	specDir := t.TempDir()
+	if _, err := e.Apply(context.Background(), docsOf(specDir, vol, svc)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.volumePath("site"), "hello.txt"), []byte("hello from the volume\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := waitService(t, e, "web", 60*time.Second, "two ready replicas", func(s backend.Service) bool { return s.ReadyReplicas == 2 })
+	url := st.URL
+	resp, err := http.Get(url + "/hello.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello from the volume\n" {
+		t.Fatalf("GET through the service: %d %q", resp.StatusCode, body)
+	}
+
+	// Applying the same spec changes nothing; scale to one replica.
+	if out, err := e.Apply(context.Background(), docsOf(specDir, vol, svc)); err != nil || out[1].Action != "unchanged" {
+		t.Fatalf("re-apply: %v %v", out, err)
+	}
+	if err := e.Scale(context.Background(), "web", 1); err != nil {
+		t.Fatal(err)
+	}
+	waitService(t, e, "web", 30*time.Second, "scaled to one", func(s backend.Service) bool {
+		return s.DesiredReplicas == 1 && len(s.Replicas) == 1 && s.ReadyReplicas == 1
+	})
+	var logs bytes.Buffer
+	if err := e.Logs(context.Background(), backend.Ref{Kind: "service", Name: "web"}, backend.LogOptions{Replica: -1}, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "GET /hello.txt") && !strings.Contains(logs.String(), "GET / HTTP") {
+		t.Errorf("service logs lack the server's request lines:\n%s", logs.String())
+	}
+
+	// A restarted server brings the service back on the same URL, with the
+	// scaled count.
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	st = waitService(t, e, "web", 60*time.Second, "service back after restart", func(s backend.Service) bool { return s.ReadyReplicas == 1 })
+	if st.URL != url || st.DesiredReplicas != 1 {
+		t.Errorf("after restart: URL %s (was %s), desired %d (want 1)", st.URL, url, st.DesiredReplicas)
+	}
+
+	pids := replicaPids(t, e, "web")
+	if len(pids) != 1 {
+		t.Fatalf("found %d live replica processes, want 1", len(pids))
+	}
+	if err := e.Delete(context.Background(), backend.Ref{Kind: "service", Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.GetService(context.Background(), "web"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("after delete: %v, want not found", err)
+	}
+	for _, p := range pids {
+		if startTicks(p) != 0 { // running and not a zombie
+			t.Errorf("replica process group %d survived delete", p)
+		}
+	}
+}
+
+func docsOf(dir string, objs ...v1alpha1.Object) []*spec.Document {
+	var docs []*spec.Document
+	for _, o := range objs {
+		docs = append(docs, &spec.Document{File: "test.yaml", Object: o, Dir: dir})
+	}
+	return docs
+}
