@@ -193,6 +193,15 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 			o.Namespace = ns.Value
 		}
 	}
+	if refs := field(field(n, "metadata"), "ownerReferences"); refs != nil && refs.Kind == yaml.SequenceNode {
+		for _, r := range refs.Content {
+			if c := field(r, "controller"); c != nil && c.Value == "true" {
+				if k, nm := field(r, "kind"), field(r, "name"); k != nil && nm != nil {
+					o.owner = k.Value + "/" + nm.Value
+				}
+			}
+		}
+	}
 	o.Labels = scalarMap(n, "metadata", "labels")
 	o.Annotations = scalarMap(n, "metadata", "annotations")
 	if v, ok := o.Annotations[DisableAnnotation]; ok {

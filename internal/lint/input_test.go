@@ -285,3 +285,48 @@ func TestOutputs(t *testing.T) {
 		t.Error("sarif lacks the PTL-GPU-001 result")
 	}
 }
+
+func TestObjectsCreatedByAControllerInTheSetAreNotCheckedTwice(t *testing.T) {
+	data := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: "web:latest"}]}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web-5d8f
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, controller: true, uid: "1"}]
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: "web:latest"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-5d8f-abcde
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-5d8f, controller: true, uid: "2"}]
+spec: {containers: [{name: c, image: "web:latest"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: orphan-of-absent-job
+  ownerReferences: [{apiVersion: batch/v1, kind: Job, name: gone, controller: true, uid: "3"}]
+spec: {containers: [{name: c, image: "web:latest"}]}
+`
+	res := lintString(t, "dump.yaml", data)
+	var objs []string
+	for _, f := range findingsOf(res, "PTL-IMG-001") {
+		objs = append(objs, f.Object)
+	}
+	if got := strings.Join(objs, " "); got != "Deployment/web Pod/orphan-of-absent-job" {
+		t.Errorf("PTL-IMG-001 on %q, want the Deployment and the pod whose owner is not in the input", got)
+	}
+}

@@ -63,6 +63,9 @@ type Object struct {
 
 	node       *yaml.Node
 	lineOffset int
+	// owner is "Kind/name" of the controller that created the object
+	// (metadata.ownerReferences with controller: true), or "".
+	owner string
 	// hpaV1 is true for autoscaling/v1 HPAs, whose metric lives at
 	// spec.targetCPUUtilizationPercentage.
 	hpaV1    bool

@@ -55,10 +55,20 @@ type Set struct {
 	targets map[*Object]*Workload
 }
 
-// NewSet indexes objects.
+// NewSet indexes objects. An object created by a controller that is in
+// the set too (a ReplicaSet of a Deployment, a Pod of a Job, as in
+// `kubectl get all -o yaml`) is left out, so each mistake is reported once,
+// on the object people write.
 func NewSet(objs []*Object) *Set {
 	s := &Set{Objects: objs}
+	present := make(map[string]bool, len(objs))
 	for _, o := range objs {
+		present[o.Namespace+"/"+o.Ref()] = true
+	}
+	for _, o := range objs {
+		if o.owner != "" && present[o.Namespace+"/"+o.owner] {
+			continue
+		}
 		switch t := o.Typed.(type) {
 		case *corev1.Pod:
 			s.Workloads = append(s.Workloads, &Workload{Object: o, PodSpec: &t.Spec, SpecPath: Path{"spec"},

@@ -300,6 +300,14 @@ spec:
   maxReplicas: 3
   metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}]
 `, 1, backend.SeverityWarning, "it uses GPUs"},
+		{"hpa target with replicas", "PTL-HPA-004", deployment(3, "      containers: [{name: c, image: i:1, resources: {requests: {cpu: 1}}}]\n") + `---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: h}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: d}
+  maxReplicas: 5
+`, 1, backend.SeverityWarning, "spec.replicas is 3"},
 		// STO-001
 		{"rwo claim, 3 replicas", "PTL-STO-001", "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: m}\nspec: {accessModes: [ReadWriteOnce]}\n---\n" +
 			deployment(3, "      volumes: [{name: v, persistentVolumeClaim: {claimName: m}}]\n      containers: [{name: c, image: i:1}]\n"), 1, backend.SeverityWarning, "runs 3 pods"},
