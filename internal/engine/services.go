@@ -171,6 +171,9 @@ func (e *Engine) loadServices() error {
 		recs = append(recs, r)
 		return nil
 	}); err != nil {
+		if e.ctx.Err() != nil {
+			return nil // closed before the services were read
+		}
 		return fmt.Errorf("read services: %w", err)
 	}
 	e.mu.Lock()

@@ -13,6 +13,8 @@ import (
 	"github.com/petrel-dev/petrel/internal/cli/logs"
 	"github.com/petrel-dev/petrel/internal/cli/metrics"
 	"github.com/petrel-dev/petrel/internal/cli/render"
+	"github.com/petrel-dev/petrel/internal/cli/scale"
+	"github.com/petrel-dev/petrel/internal/cli/serve"
 	servercmd "github.com/petrel-dev/petrel/internal/cli/server"
 	"github.com/petrel-dev/petrel/internal/cli/train"
 )
@@ -21,6 +23,8 @@ import (
 func init() {
 	subcommands = append(subcommands, []func(*factory.Factory) *cobra.Command{
 		func(f *factory.Factory) *cobra.Command { return train.NewCmd(f, nil) },
+		func(f *factory.Factory) *cobra.Command { return serve.NewCmd(f, nil) },
+		func(f *factory.Factory) *cobra.Command { return scale.NewCmd(f, nil) },
 		apply.NewCmd,
 		get.NewCmd,
 		describe.NewCmd,
