@@ -55,9 +55,6 @@ func Analyzers() []Analyzer {
 func Analyze(state *State, target backend.Ref) []backend.Finding {
 	c := newContext(state, target)
 	var out []backend.Finding
-	if f := c.targetMissing(); f != nil {
-		out = append(out, *f)
-	}
 	for _, a := range Analyzers() {
 		out = append(out, a.Run(c)...)
 	}
@@ -502,6 +499,23 @@ func logEvidence(container string, lines []string, n int) []string {
 }
 
 func podObject(p *corev1.Pod) string { return "Pod/" + p.Name }
+
+func init() {
+	register(Analyzer{
+		Name:        "target",
+		Description: "Reports a named workload the state does not hold: deleted with its pods and logs when recent events still mention it.",
+		Rules: []Rule{
+			{"job-deleted", "The Job is gone though recent events mention it: ttlSecondsAfterFinished deleted it with its logs."},
+			{"not-found", "The named workload is not in the state and no event mentions it."},
+		},
+		Run: func(c *Context) []backend.Finding {
+			if f := c.targetMissing(); f != nil {
+				return []backend.Finding{*f}
+			}
+			return nil
+		},
+	})
+}
 
 // targetMissing reports a named target that the state does not hold at all.
 // Events outlive their objects (an hour by default), so a Job that is gone

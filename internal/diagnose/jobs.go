@@ -14,13 +14,12 @@ func init() {
 		Name: "jobs",
 		Description: "Reads a batch/v1 Job's conditions (never status.failed alone: a Job that succeeded on a retry " +
 			"is fine): failed by backoffLimit, by activeDeadlineSeconds or by podFailurePolicy; pods restarting " +
-			"in place under restartPolicy OnFailure while the failed count stays 0; and a Job deleted with its logs.",
+			"in place under restartPolicy OnFailure while the failed count stays 0.",
 		Rules: []Rule{
 			{"job-backoff-limit-exceeded", "The Job failed: its pods failed backoffLimit+1 times."},
 			{"job-deadline-exceeded", "The Job failed: it ran longer than activeDeadlineSeconds."},
 			{"job-failed", "The Job failed for another reason (podFailurePolicy …), quoted from its condition."},
 			{"job-restarting-in-place", "restartPolicy OnFailure restarts the same pod, so backoffLimit barely applies."},
-			{"job-deleted", "The Job is gone though recent events mention it: ttlSecondsAfterFinished deleted it with its logs."},
 		},
 		Run: runJobs,
 	})
