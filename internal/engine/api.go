@@ -384,6 +384,7 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 		e.mu.Lock()
 		r, ok := e.jobs[job]
 		ended := !ok || idx >= len(r.Attempts) || r.Attempts[idx].Phase != "Running"
+		changed := e.changes(job)
 		e.mu.Unlock()
 		if f == nil {
 			if of, err := os.Open(path); err == nil {
@@ -415,9 +416,11 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 			}
 			return nil
 		}
+		// New output shows up on the tick; the attempt's end at once.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-changed:
 		case <-t.C:
 		}
 	}

@@ -47,6 +47,7 @@ type Engine struct {
 	limitsErr error // why cgroup limits cannot be enforced, or nil
 	subs      map[string]chan struct{}
 	timers    map[string]*timer
+	spare     *spareShim
 
 	queue  chan string
 	ctx    context.Context
@@ -125,6 +126,11 @@ func (e *Engine) Close() error {
 	e.mu.Lock()
 	for _, t := range e.timers {
 		t.t.Stop()
+	}
+	if e.spare != nil {
+		e.spare.stdin.Close() // an unused spare exits on EOF
+		go e.spare.cmd.Wait()
+		e.spare = nil
 	}
 	e.mu.Unlock()
 	e.wg.Wait()

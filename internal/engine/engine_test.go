@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+func testBinary() string { return os.Args[0] }
+
 func newEngine(t *testing.T, gpus int) *Engine {
 	t.Helper()
 	home := t.TempDir()

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,11 +229,7 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	}
 	var shim *exec.Cmd
 	if err == nil {
-		argv := append(append([]string(nil), e.cfg.ShimArgv...), dir)
-		shim = exec.Command(argv[0], argv[1:]...)
-		shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives the server
-		shim.Dir = "/"
-		err = shim.Start()
+		shim, err = e.takeShim(dir)
 	}
 	r.Waiting = ""
 	r.Active = 1
@@ -267,6 +264,66 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	if d := r.Spec.ActiveDeadlineSeconds; d != nil {
 		e.enqueueAfter(r.Name, time.Until(r.StartTime.Add(time.Duration(*d)*time.Second)))
 	}
+}
+
+// spareShim is a shim started ahead of time and waiting on its standard
+// input for the directory of the attempt it is to own, so starting an
+// attempt does not wait for a process start of this (large) binary. Once
+// handed its directory it no longer reads from the server.
+type spareShim struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+func (e *Engine) startSpareShim() (*spareShim, error) {
+	argv := append(append([]string(nil), e.cfg.ShimArgv...), "-")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives the server
+	cmd.Dir = "/"
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &spareShim{cmd: cmd, stdin: in}, nil
+}
+
+// takeShim hands dir to the spare shim (starting one if there is none)
+// and starts the next spare in the background. Caller holds e.mu.
+func (e *Engine) takeShim(dir string) (*exec.Cmd, error) {
+	sp := e.spare
+	e.spare = nil
+	if sp == nil {
+		var err error
+		if sp, err = e.startSpareShim(); err != nil {
+			return nil, fmt.Errorf("start shim: %w", err)
+		}
+	}
+	_, err := io.WriteString(sp.stdin, dir+"\n")
+	sp.stdin.Close()
+	if err != nil {
+		_ = sp.cmd.Process.Kill()
+		_ = sp.cmd.Wait()
+		return nil, fmt.Errorf("hand attempt to shim: %w", err)
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		next, err := e.startSpareShim()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if err != nil || e.spare != nil || e.ctx.Err() != nil {
+			if next != nil {
+				next.stdin.Close() // it exits on EOF
+				go next.cmd.Wait()
+			}
+			return
+		}
+		e.spare = next
+	}()
+	return sp.cmd, nil
 }
 
 // shimConfig resolves argv, environment and working directory of an

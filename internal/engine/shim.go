@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,8 +66,18 @@ type ShimStatus struct {
 }
 
 // RunShim is the shim's main. It returns only after status.json is written
-// (or when it cannot even read its config).
+// (or when it cannot even read its config). dir "-" makes it a spare: it
+// reads the attempt directory as one line from standard input, and exits
+// quietly on end of input.
 func RunShim(dir string) error {
+	if dir == "-" {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil {
+			return nil // never used: the server stopped or had no work
+		}
+		dir = strings.TrimSpace(line)
+		os.Stdin.Close()
+	}
 	var cfg ShimConfig
 	if err := readJSON(filepath.Join(dir, shimConfigFile), &cfg); err != nil {
 		return fmt.Errorf("shim: %w", err)
@@ -171,7 +182,9 @@ func readJSON(path string, v any) error {
 }
 
 // writeJSONAtomic writes v to path through a temporary file and rename, so
-// a reader never sees a half-written file.
+// a reader never sees a half-written file. It does not fsync: the files
+// must survive a crash of the server or shim (the page cache does), and
+// after a machine crash no workload survives anyway.
 func writeJSONAtomic(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -183,10 +196,6 @@ func writeJSONAtomic(path string, v any) error {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
 	}
