@@ -19,6 +19,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/spec"
 )
 
 // kindInfo says which API groups a kind is accepted from and how to build
@@ -65,6 +66,9 @@ type decoder struct {
 	findings []backend.Finding
 	// unreadable is set when a document is not YAML at all.
 	unreadable bool
+	// petrel holds the chunks with petrel documents (validated by
+	// internal/spec as well).
+	petrel []chunk
 }
 
 func (d *decoder) report(rule *Rule, sev backend.Severity, line, col int, object, msg, fix string) {
@@ -81,6 +85,7 @@ func (d *decoder) report(rule *Rule, sev backend.Severity, line, col int, object
 func (d *decoder) decode() {
 	docIndex := 0
 	for _, ch := range splitDocuments(d.src.Data) {
+		isPetrel := false
 		dec := yaml.NewDecoder(bytes.NewReader(ch.data))
 		for {
 			var root yaml.Node
@@ -100,10 +105,72 @@ func (d *decoder) decode() {
 			if len(root.Content) == 0 {
 				continue // an empty document or only comments
 			}
+			if av := field(root.Content[0], "apiVersion"); av != nil && strings.HasPrefix(av.Value, "petrel.dev/") {
+				isPetrel = true
+			}
 			d.object(root.Content[0], ch.lineOffset, docIndex)
 			docIndex++
 		}
+		if isPetrel {
+			d.petrel = append(d.petrel, ch)
+		}
 	}
+	if len(d.petrel) > 0 {
+		d.validatePetrel()
+	}
+}
+
+// validatePetrel runs petrel's own spec validation (internal/spec, what
+// apply runs) over the petrel documents of the source, so lint reports
+// unknown fields, invalid names and values with spec's messages. Other
+// documents are blanked out line for line, so positions stay the file's.
+func (d *decoder) validatePetrel() {
+	masked := make([]byte, 0, len(d.src.Data))
+	next := 0 // index into d.petrel
+	for _, ch := range splitDocuments(d.src.Data) {
+		if next < len(d.petrel) && d.petrel[next].lineOffset == ch.lineOffset {
+			masked = append(masked, ch.data...)
+			next++
+			continue
+		}
+		// Keep the line breaks, drop the content (the separator too: an
+		// empty document would read as null).
+		masked = append(masked, bytes.Repeat([]byte("\n"), bytes.Count(ch.data, []byte("\n")))...)
+	}
+	_, err := spec.ParseDir(d.src.Name, ".", masked)
+	var list spec.ErrorList
+	if !errors.As(err, &list) {
+		return
+	}
+	for _, fe := range list {
+		o := d.objectAt(fe.Pos.Line)
+		ref := ""
+		if o != nil {
+			if o.Disabled(RuleInputPetrelSpec.ID) {
+				continue
+			}
+			ref = o.Ref()
+		}
+		msg := fe.Msg
+		if fe.Path != "" {
+			msg = fe.Path + ": " + msg
+		}
+		d.report(RuleInputPetrelSpec, "", fe.Pos.Line, fe.Pos.Col, ref, msg, fe.Fix)
+		if fe.Path != "" {
+			d.findings[len(d.findings)-1].Evidence = []string{fe.Path}
+		}
+	}
+}
+
+// objectAt returns the petrel object whose document holds line, or nil.
+func (d *decoder) objectAt(line int) *Object {
+	var best *Object
+	for _, o := range d.objects {
+		if start, _, _ := o.Pos(Path{}); start <= line && strings.HasPrefix(o.APIVersion, "petrel.dev/") {
+			best = o
+		}
+	}
+	return best
 }
 
 // yamlErrorLine splits yaml.v3's "yaml: line N: msg" into N and msg.
@@ -166,14 +233,12 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 	info, ok := kinds[kind.Value]
 	kline, kcol := kind.Line+lineOffset, kind.Column
 	if !ok {
+		if group == "petrel.dev" {
+			return // internal/spec reports it, with the valid kinds (validatePetrel)
+		}
 		if s := suggestKind(kind.Value); s != "" {
 			d.report(RuleInputUnknownKind, backend.SeverityError, kline, kcol, ref,
 				fmt.Sprintf("unknown kind %q; did you mean %q?", kind.Value, s), "correct the kind to "+s)
-			return
-		}
-		if group == "petrel.dev" {
-			d.report(RuleInputUnknownKind, backend.SeverityError, kline, kcol, ref,
-				fmt.Sprintf("unknown petrel kind %q", kind.Value), "petrel kinds are TrainingJob, InferenceService and Volume")
 			return
 		}
 		d.report(RuleInputUnknownKind, "", kline, kcol, ref,
@@ -213,6 +278,9 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 		}
 	}
 	typed, err := typedObject(n, kind.Value, apiVersion.Value, info)
+	if err != nil && group == "petrel.dev" {
+		return // internal/spec reports it, with its own words (validatePetrel)
+	}
 	if err != nil {
 		l, c := line, col
 		if p := jsonErrorPath(err); len(p) > 0 {

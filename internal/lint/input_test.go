@@ -3,6 +3,7 @@ package lint_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -72,7 +73,7 @@ func TestInputProblemsAreReportedPerDocument(t *testing.T) {
 		{"PTL-IN-003", backend.SeverityInfo, 20, "ConfigMap (v1) is not checked"},
 		{"PTL-IN-003", backend.SeverityError, 23, `apiVersion "batch/v1" does not serve kind Deployment`},
 		{"PTL-IN-004", backend.SeverityError, 31, "spec.replicas"},
-		{"PTL-IN-003", backend.SeverityError, 34, `unknown petrel kind "TrainJob"`},
+		{"PTL-IN-005", backend.SeverityError, 34, `unknown kind "TrainJob"`},
 		{"PTL-IMG-001", backend.SeverityWarning, 41, "image b without a tag"},
 	}
 	if len(res.Findings) != len(want) {
@@ -328,5 +329,48 @@ spec: {containers: [{name: c, image: "web:latest"}]}
 	}
 	if got := strings.Join(objs, " "); got != "Deployment/web Pod/orphan-of-absent-job" {
 		t.Errorf("PTL-IMG-001 on %q, want the Deployment and the pod whose owner is not in the input", got)
+	}
+}
+
+func TestPetrelSpecValidation(t *testing.T) {
+	data := `apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec: {containers: [{name: c, image: "x:1"}]}
+---
+apiVersion: petrel.dev/v1alpha1
+kind: TrainingJob
+metadata: {name: Bad_Name}
+spec:
+  comand: [python3, train.py]
+---
+apiVersion: petrel.dev/v1alpha1
+kind: InferenceService
+metadata: {name: s}
+spec:
+  command: [python3, serve.py]
+  port: 8080
+  readinessProbe: {httpGet: {path: /ready}}
+  autoscaling: {maxReplicas: 3, target: {cpuUtilization: 60}}
+`
+	res := lintString(t, "p.yaml", data)
+	var got []string
+	for _, f := range findingsOf(res, "PTL-IN-005") {
+		got = append(got, fmt.Sprintf("%d:%d %s", f.Line, f.Col, f.Message))
+	}
+	joined := strings.Join(got, "\n")
+	if !strings.Contains(joined, `10:3 spec.comand: unknown field "comand"`) {
+		t.Errorf("unknown field not reported at 10:3:\n%s", joined)
+	}
+	if strings.Contains(joined, "cpuUtilization") {
+		t.Errorf("PTL-IN-005 restates what PTL-HPA-001 says:\n%s", joined)
+	}
+	if len(findingsOf(res, "PTL-HPA-001")) != 1 {
+		t.Errorf("PTL-HPA-001 missing:\n%s", dump(res))
+	}
+	for _, f := range findingsOf(res, "PTL-IN-005") {
+		if f.Object != "TrainingJob/Bad_Name" {
+			t.Errorf("finding on %q, want TrainingJob/Bad_Name", f.Object)
+		}
 	}
 }

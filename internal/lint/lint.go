@@ -68,10 +68,15 @@ var (
 		Why:     "The API server rejects the whole object, so none of it is applied.",
 		Fix:     "give the field the type the Kubernetes API reference shows",
 		Kinds:   []string{"*"}}
+	RuleInputPetrelSpec = &Rule{ID: "PTL-IN-005", Severity: backend.SeverityError,
+		Summary: "petrel spec is invalid: what petrel apply would reject (unknown field, invalid name or value)",
+		Why:     "petrel validates every document before changing anything, so one invalid field stops the whole apply.",
+		Fix:     "follow the fix in the message; the field reference is in api/v1alpha1",
+		Kinds:   []string{"TrainingJob", "InferenceService", "Volume"}}
 )
 
 // InputRules are the PTL-IN rules, part of every catalogue.
-var InputRules = []*Rule{RuleInputUnreadable, RuleInputNotObject, RuleInputUnknownKind, RuleInputSchema}
+var InputRules = []*Rule{RuleInputUnreadable, RuleInputNotObject, RuleInputUnknownKind, RuleInputSchema, RuleInputPetrelSpec}
 
 // Pass is one rule's view of a lint run.
 type Pass struct {
@@ -234,8 +239,36 @@ func (l *Linter) Lint(srcs []Source, readErrs ...*ReadError) *Result {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col),
 			cmp.Compare(a.RuleID, b.RuleID), cmp.Compare(a.Message, b.Message))
 	})
-	res.Findings = findings
+	res.Findings = dropRestated(findings)
 	return res
+}
+
+// dropRestated removes PTL-IN-005 findings (petrel's own validation) that a
+// catalogue rule states about the same field of the same object, with its
+// why and fix.
+func dropRestated(findings []backend.Finding) []backend.Finding {
+	type key struct{ file, object, field string }
+	fieldOf := func(f backend.Finding) string {
+		if len(f.Evidence) == 0 {
+			return ""
+		}
+		field, _, _ := strings.Cut(f.Evidence[0], ": ")
+		return field
+	}
+	stated := map[key]bool{}
+	for _, f := range findings {
+		if !strings.HasPrefix(f.RuleID, "PTL-IN-") {
+			stated[key{f.File, f.Object, fieldOf(f)}] = true
+		}
+	}
+	out := findings[:0]
+	for _, f := range findings {
+		if f.RuleID == RuleInputPetrelSpec.ID && stated[key{f.File, f.Object, fieldOf(f)}] {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 func (l *Linter) sev(r *Rule) backend.Severity {

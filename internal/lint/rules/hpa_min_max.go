@@ -25,7 +25,7 @@ func init() {
 				case max < 1:
 					p.Report(o, base.Key("maxReplicas"), "", "maxReplicas is %d; it must be at least 1", max)
 				case lo > max:
-					p.Report(o, base.Key("minReplicas"), "", "minReplicas %d is greater than maxReplicas %d", lo, max)
+					p.Report(o, base.Key("maxReplicas"), "", "maxReplicas %d is less than minReplicas %d", max, lo)
 				}
 			}
 			for _, h := range p.Set.HPAs {

@@ -289,7 +289,7 @@ spec:
   targetCPUUtilizationPercentage: 50
 `, 1, "", "no cpu request"},
 		{"petrel autoscaling without cpu", "PTL-HPA-001", petrelHeader + "kind: InferenceService\nmetadata: {name: s}\nspec: {command: [python3, serve.py], port: 8080, autoscaling: {maxReplicas: 3, target: {cpuUtilization: 60}}}\n", 1, backend.SeverityError, "spec.resources.cpu is not set"},
-		{"hpa min above max", "PTL-HPA-002", "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec: {scaleTargetRef: {kind: Deployment, name: d}, minReplicas: 5, maxReplicas: 2}\n", 1, backend.SeverityError, "minReplicas 5 is greater than maxReplicas 2"},
+		{"hpa min above max", "PTL-HPA-002", "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec: {scaleTargetRef: {kind: Deployment, name: d}, minReplicas: 5, maxReplicas: 2}\n", 1, backend.SeverityError, "maxReplicas 2 is less than minReplicas 5"},
 		{"petrel min above max", "PTL-HPA-002", petrelHeader + "kind: InferenceService\nmetadata: {name: s}\nspec: {command: [python3, serve.py], port: 8080, autoscaling: {minReplicas: 4, maxReplicas: 2, target: {concurrency: 4}}}\n", 1, "", ""},
 		{"gpu target makes missing window a warning", "PTL-HPA-003", deployment(1, "      containers:\n      - {name: model, image: i:1, resources: {requests: {cpu: 1}, limits: {nvidia.com/gpu: 1}}}\n") + `---
 apiVersion: autoscaling/v2
