@@ -13,6 +13,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/diagnose"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
@@ -297,7 +298,8 @@ func (e *Engine) Scale(ctx context.Context, name string, replicas int32) error {
 	return e.scaleService(ctx, name, replicas)
 }
 
-// Diagnose implements backend.Backend for jobs.
+// Diagnose implements backend.Backend for jobs and services with the
+// analysers of internal/diagnose over the engine's status.
 func (e *Engine) Diagnose(ctx context.Context, ref backend.Ref) ([]backend.Finding, error) {
 	switch ref.Kind {
 	case "job":
@@ -305,9 +307,15 @@ func (e *Engine) Diagnose(ctx context.Context, ref backend.Ref) ([]backend.Findi
 		if err != nil {
 			return nil, err
 		}
-		return analyzeJob(*j), nil
+		return diagnose.AnalyzeJob(*j), nil
+	case "service":
+		s, err := e.GetService(ctx, ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		return diagnose.AnalyzeService(*s), nil
 	}
-	return nil, fmt.Errorf("diagnose %s/%s: the local engine diagnoses jobs", ref.Kind, ref.Name)
+	return nil, fmt.Errorf("diagnose %s/%s: the local engine diagnoses jobs and services", ref.Kind, ref.Name)
 }
 
 // Logs implements backend.Backend for jobs: one attempt, or every attempt
@@ -425,6 +433,3 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 		}
 	}
 }
-
-// analyzeJob is replaced by internal/diagnose's analysers when they land.
-var analyzeJob = func(j backend.Job) []backend.Finding { return nil }

@@ -405,3 +405,24 @@ func TestChangedSpecOfExistingJobIsRefused(t *testing.T) {
 		t.Fatalf("the refused apply changed the job: %+v", j)
 	}
 }
+
+func TestDiagnoseExplainsAFailedJob(t *testing.T) {
+	e := newEngine(t, 0)
+	j := job("diag", "no-such-program-petrel")
+	j.Spec.BackoffLimit = ptr(int32(0))
+	apply(t, e, j)
+	waitJob(t, e, "diag", 20*time.Second, finished)
+	fs, err := e.Diagnose(context.Background(), backend.Ref{Kind: "job", Name: "diag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range fs {
+		if f.RuleID == "container-start-error" && f.Permanent && strings.Contains(f.Message, "no-such-program-petrel") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no permanent start-error finding naming the command: %+v", fs)
+	}
+}
