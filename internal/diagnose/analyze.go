@@ -10,6 +10,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -122,6 +123,10 @@ type Context struct {
 	prefixes []string
 	// crashed caches the crash walk shared by several analysers.
 	crashed []*crash
+	// events indexes State.Events by involvedObject kind/name, oldest first.
+	events map[string][]*corev1.Event
+	// usage caches per-node requests by resource (see requested).
+	usage map[corev1.ResourceName]map[string]*resource.Quantity
 }
 
 func key(kind, name string) string { return kind + "/" + name }
@@ -318,15 +323,23 @@ func (c *Context) templates() []*corev1.PodTemplateSpec {
 // Events returns the events about one object (kind and name as in
 // involvedObject; namespace "" matches any), oldest first.
 func (c *Context) Events(kind, namespace, name string) []*corev1.Event {
+	if c.events == nil {
+		c.events = map[string][]*corev1.Event{}
+		for i := range c.State.Events {
+			e := &c.State.Events[i]
+			k := key(e.InvolvedObject.Kind, e.InvolvedObject.Name)
+			c.events[k] = append(c.events[k], e)
+		}
+		for _, es := range c.events {
+			sortEvents(es)
+		}
+	}
 	var out []*corev1.Event
-	for i := range c.State.Events {
-		e := &c.State.Events[i]
-		o := e.InvolvedObject
-		if o.Kind == kind && o.Name == name && sameNamespace(o.Namespace, namespace) {
+	for _, e := range c.events[key(kind, name)] {
+		if sameNamespace(e.InvolvedObject.Namespace, namespace) {
 			out = append(out, e)
 		}
 	}
-	sortEvents(out)
 	return out
 }
 

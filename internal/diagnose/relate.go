@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/petrel-dev/petrel/internal/backend"
@@ -23,25 +24,36 @@ var crashRules = map[string]bool{"crash-loop": true, "container-failed": true, "
 // same analysis, so the report points at the root cause across dependent
 // pods.
 func relate(fs []backend.Finding) {
-	blocked := map[string]string{}
+	type block struct{ obj, rule string }
+	var blocked []block
 	for _, f := range fs {
 		if blockingRules[f.RuleID] && strings.HasPrefix(f.Object, "Pod/") {
-			blocked[f.Object] = f.RuleID
+			blocked = append(blocked, block{f.Object, f.RuleID})
 		}
 	}
 	if len(blocked) == 0 {
 		return
 	}
+	sort.Slice(blocked, func(i, j int) bool { return blocked[i].obj < blocked[j].obj })
 	for i := range fs {
 		f := &fs[i]
 		if !crashRules[f.RuleID] {
 			continue
 		}
-		for obj, rule := range blocked {
-			if obj == f.Object {
+		n := 0
+		for _, b := range blocked {
+			if b.obj == f.Object {
 				continue
 			}
-			f.Evidence = append(f.Evidence, fmt.Sprintf("%s cannot start (%s): if this container depends on it, the crash is a downstream effect — fix that first", obj, rule))
+			if n == maxRelated {
+				f.Evidence = append(f.Evidence, fmt.Sprintf("… and %d more pods that cannot start", len(blocked)-n))
+				break
+			}
+			n++
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%s cannot start (%s): if this container depends on it, the crash is a downstream effect — fix that first", b.obj, b.rule))
 		}
 	}
 }
+
+// maxRelated bounds how many blocked pods one crash finding names.
+const maxRelated = 3

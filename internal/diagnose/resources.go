@@ -90,19 +90,6 @@ func largestAllocatable(nodes []corev1.Node, name corev1.ResourceName) (*corev1.
 	return best, max
 }
 
-// nodeRequested sums what the pods bound to node (and not finished) request.
-func nodeRequested(pods []corev1.Pod, node string, name corev1.ResourceName) resource.Quantity {
-	var sum resource.Quantity
-	for i := range pods {
-		p := &pods[i]
-		if p.Spec.NodeName != node || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		sum.Add(podRequest(&p.Spec, name))
-	}
-	return sum
-}
-
 var (
 	reInsufficient = regexp.MustCompile(`Insufficient ([A-Za-z0-9./_-]+)`)
 	reTaint        = regexp.MustCompile(`untolerated taints?\(?s?\)? ?\{([^}]*)\}`)

@@ -153,9 +153,13 @@ func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
 			if gpu {
 				id = "gpu-busy"
 			}
-			for _, n := range fits {
+			for i, n := range fits {
+				if i == maxNodeLines {
+					ev = append(ev, fmt.Sprintf("… and %d more nodes", len(fits)-i))
+					break
+				}
 				alloc := n.Status.Allocatable[name]
-				inUse := nodeRequested(c.State.Pods, n.Name, name)
+				inUse := c.requested(n.Name, name)
 				ev = append(ev, fmt.Sprintf("node %s: %s of %s %s requested by pods bound to it", n.Name, inUse.String(), alloc.String(), name))
 			}
 			msg := fmt.Sprintf("Pod %s waits for %s %s: a node has that many, but they are all in use right now.", p.Name, req.String(), name)
@@ -278,6 +282,38 @@ func gpuNotAdvertised(c *Context, p *corev1.Pod, name corev1.ResourceName, req s
 		RuleID: "gpu-not-advertised", Severity: backend.SeverityError, Object: podObject(p), Permanent: true,
 		Evidence: ev, Message: msg, Fix: fix,
 	}
+}
+
+// maxNodeLines bounds the per-node evidence lines of one finding.
+const maxNodeLines = 5
+
+// requested is what the unfinished pods bound to node request of name,
+// computed once per resource for all nodes.
+func (c *Context) requested(node string, name corev1.ResourceName) resource.Quantity {
+	if c.usage == nil {
+		c.usage = map[corev1.ResourceName]map[string]*resource.Quantity{}
+	}
+	byNode, ok := c.usage[name]
+	if !ok {
+		byNode = map[string]*resource.Quantity{}
+		for i := range c.State.Pods {
+			p := &c.State.Pods[i]
+			if p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+				continue
+			}
+			q := byNode[p.Spec.NodeName]
+			if q == nil {
+				q = &resource.Quantity{}
+				byNode[p.Spec.NodeName] = q
+			}
+			q.Add(podRequest(&p.Spec, name))
+		}
+		c.usage[name] = byNode
+	}
+	if q := byNode[node]; q != nil {
+		return *q
+	}
+	return resource.Quantity{}
 }
 
 // candidateNodes splits the nodes whose allocatable of name is at least req

@@ -1,0 +1,262 @@
+package livetest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/diagnose"
+	"github.com/petrel-dev/petrel/test/cluster"
+)
+
+func TestMain(m *testing.M) { os.Exit(cluster.Main(m)) }
+
+// opts is the cluster every test shares: one CPU node and one tainted GPU
+// node with a single GPU.
+var opts = cluster.Options{Nodes: 1, GPUNodes: 1, GPUsPerNode: 1, GPUTaint: true}
+
+var gpuToleration = corev1.Toleration{Key: string(cluster.GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
+
+func container(gpus int64, extra ...func(*corev1.Container)) corev1.Container {
+	c := corev1.Container{Name: "main", Image: "example/train:1.0"}
+	if gpus > 0 {
+		c.Resources.Limits = corev1.ResourceList{cluster.GPUResource: *resource.NewQuantity(gpus, resource.DecimalSI)}
+	}
+	for _, f := range extra {
+		f(&c)
+	}
+	return c
+}
+
+func pod(name string, annotations map[string]string, tolerate bool, c corev1.Container) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations},
+		Spec:       corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{c}},
+	}
+	if tolerate {
+		p.Spec.Tolerations = []corev1.Toleration{gpuToleration}
+	}
+	return p
+}
+
+// waitFinding runs the live diagnosis until it gives rule (the cluster gets
+// there asynchronously) and returns that finding and all of them.
+func waitFinding(t *testing.T, cs kubernetes.Interface, ns string, ref backend.Ref, rule string) (backend.Finding, []backend.Finding) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var last []backend.Finding
+	var lastErr error
+	var got backend.Finding
+	err := wait.PollUntilContextCancel(ctx, 300*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		fs, err := diagnose.Diagnose(ctx, cs, ns, ref)
+		if err != nil {
+			lastErr = err
+			return false, nil
+		}
+		last = fs
+		for _, f := range fs {
+			if f.RuleID == rule {
+				got = f
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		var b strings.Builder
+		for _, f := range last {
+			b.WriteString("  " + f.RuleID + ": " + f.Message + "\n")
+		}
+		t.Fatalf("no %s finding for %s/%s: %v (last error %v); last findings:\n%s", rule, ref.Kind, ref.Name, err, lastErr, b.String())
+	}
+	return got, last
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func contains(t *testing.T, f backend.Finding, words ...string) {
+	t.Helper()
+	text := f.Message + "\n" + strings.Join(f.Evidence, "\n") + "\n" + f.Fix
+	for _, w := range words {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s finding lacks %q:\n%s", f.RuleID, w, text)
+		}
+	}
+}
+
+func TestLiveGPUScheduling(t *testing.T) {
+	c := cluster.Start(t, opts)
+	cs := c.Client(t)
+	ns := c.Namespace(t, "diag-gpu")
+	ctx := context.Background()
+
+	// C01's kind: more GPUs than the largest node has.
+	_, err := cs.CoreV1().Pods(ns).Create(ctx, pod("two-gpus", nil, true, container(2)), metav1.CreateOptions{})
+	must(t, err)
+	f, _ := waitFinding(t, cs, ns, backend.Ref{Kind: "pod", Name: "two-gpus"}, "gpu-request-exceeds-nodes")
+	if !f.Permanent {
+		t.Errorf("a request above every node's allocatable must be permanent: %+v", f)
+	}
+	contains(t, f, "asks for 2 nvidia.com/gpu but the largest node has 1", "FailedScheduling")
+
+	// C05's kind: a GPU pod without the GPU taint's toleration.
+	_, err = cs.CoreV1().Pods(ns).Create(ctx, pod("no-toleration", nil, false, container(1)), metav1.CreateOptions{})
+	must(t, err)
+	f, _ = waitFinding(t, cs, ns, backend.Ref{Kind: "pod", Name: "no-toleration"}, "untolerated-taint")
+	contains(t, f, "nvidia.com/gpu=present:NoSchedule", "operator: Exists")
+
+	// The passing kind: the only GPU is held by a running pod.
+	holder := pod("holder", map[string]string{cluster.AnnotationSimDuration: "10m"}, true, container(1))
+	_, err = cs.CoreV1().Pods(ns).Create(ctx, holder, metav1.CreateOptions{})
+	must(t, err)
+	must(t, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, "holder", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, nil
+	}))
+	_, err = cs.CoreV1().Pods(ns).Create(ctx, pod("waiter", nil, true, container(1)), metav1.CreateOptions{})
+	must(t, err)
+	f, all := waitFinding(t, cs, ns, backend.Ref{Kind: "pod", Name: "waiter"}, "gpu-busy")
+	if f.Permanent {
+		t.Errorf("busy GPUs are not permanent: %+v", f)
+	}
+	contains(t, f, "all GPUs are busy right now", "1 of 1 nvidia.com/gpu requested")
+	for _, g := range all {
+		if g.RuleID == "gpu-request-exceeds-nodes" || g.RuleID == "untolerated-taint" {
+			t.Errorf("busy pod also reported as %s", g.RuleID)
+		}
+	}
+	must(t, cs.CoreV1().Pods(ns).Delete(ctx, "holder", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
+}
+
+func TestLiveJobOOMKilled(t *testing.T) {
+	c := cluster.Start(t, opts)
+	cs := c.Client(t)
+	ns := c.Namespace(t, "diag-oom")
+	ctx := context.Background()
+	zero := int32(0)
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "train"},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: &zero,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{cluster.AnnotationSimReason: "OOMKilled"}},
+				Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{container(0, func(c *corev1.Container) {
+					c.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}
+				})}},
+			},
+		},
+	}
+	_, err := cs.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+	must(t, err)
+	ref := backend.Ref{Kind: "job", Name: "train"}
+	f, all := waitFinding(t, cs, ns, ref, "job-backoff-limit-exceeded")
+	contains(t, f, "backoffLimit 0")
+	var oom *backend.Finding
+	for i := range all {
+		if all[i].RuleID == "oom-killed" {
+			oom = &all[i]
+		}
+	}
+	if oom == nil {
+		t.Fatalf("no oom-killed finding beside the Job's failure: %+v", all)
+	}
+	contains(t, *oom, "limit of 512Mi", "reason OOMKilled")
+	if all[0].RuleID != "oom-killed" {
+		t.Errorf("the cause (OOM) should come before the outcome; first is %s", all[0].RuleID)
+	}
+}
+
+func TestLiveQuotaRejectsPods(t *testing.T) {
+	c := cluster.Start(t, opts)
+	cs := c.Client(t)
+	ns := c.Namespace(t, "diag-quota")
+	ctx := context.Background()
+	_, err := cs.CoreV1().ResourceQuotas(ns).Create(ctx, &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "default-quota"},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
+			"limits.cpu": resource.MustParse("8"), "limits.memory": resource.MustParse("16Gi"),
+			"requests.cpu": resource.MustParse("8"), "requests.memory": resource.MustParse("16Gi"),
+		}},
+	}, metav1.CreateOptions{})
+	must(t, err)
+	// The quota admission plugin only enforces what the quota controller
+	// has computed: wait for status.hard.
+	must(t, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		q, err := cs.CoreV1().ResourceQuotas(ns).Get(ctx, "default-quota", metav1.GetOptions{})
+		return err == nil && len(q.Status.Hard) > 0, nil
+	}))
+	zero := int32(0)
+	_, err = cs.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "notebook-task"},
+		Spec: batchv1.JobSpec{BackoffLimit: &zero, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, Tolerations: []corev1.Toleration{gpuToleration}, Containers: []corev1.Container{container(1)},
+		}}},
+	}, metav1.CreateOptions{})
+	must(t, err)
+	f, _ := waitFinding(t, cs, ns, backend.Ref{Kind: "job", Name: "notebook-task"}, "quota-requires-resources")
+	if !f.Permanent {
+		t.Errorf("quota-requires-resources must be permanent")
+	}
+	contains(t, f, "default-quota", "must specify", "LimitRange")
+}
+
+func TestLiveCrashLoopAndImagePull(t *testing.T) {
+	c := cluster.Start(t, opts)
+	cs := c.Client(t)
+	ns := c.Namespace(t, "diag-crash")
+	ctx := context.Background()
+	one := int32(1)
+	deploy := func(name string, ann map[string]string) *appsv1.Deployment {
+		labels := map[string]string{"app": name}
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: &one,
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: ann},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{container(0)}},
+				},
+			},
+		}
+	}
+	_, err := cs.AppsV1().Deployments(ns).Create(ctx, deploy("api", map[string]string{
+		cluster.AnnotationSimReason: "CrashLoopBackOff", cluster.AnnotationSimExitCode: "1", cluster.AnnotationSimDuration: "200ms",
+	}), metav1.CreateOptions{})
+	must(t, err)
+	f, _ := waitFinding(t, cs, ns, backend.Ref{Kind: "service", Name: "api"}, "crash-loop")
+	contains(t, f, "keeps crashing", "exited with code 1", "CrashLoopBackOff")
+
+	_, err = cs.AppsV1().Deployments(ns).Create(ctx, deploy("pull", map[string]string{cluster.AnnotationSimReason: "ImagePullBackOff"}), metav1.CreateOptions{})
+	must(t, err)
+	f, _ = waitFinding(t, cs, ns, backend.Ref{Kind: "service", Name: "pull"}, "image-pull-failed")
+	contains(t, f, "example/train:1.0", "ImagePullBackOff")
+}
+
+func TestLiveMissingTarget(t *testing.T) {
+	c := cluster.Start(t, opts)
+	cs := c.Client(t)
+	ns := c.Namespace(t, "diag-missing")
+	_, err := diagnose.Diagnose(context.Background(), cs, ns, backend.Ref{Kind: "job", Name: "never-created"})
+	if !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("error = %v, want ErrNotFound", err)
+	}
+}
