@@ -145,9 +145,13 @@ var (
 	servingCmd = regexp.MustCompile(`(?i)\b(uvicorn|gunicorn|hypercorn|tritonserver|tensorflow_model_server|torchserve|` +
 		`text-generation-launcher|vllm serve|vllm\.entrypoints|sglang\.launch_server|llama-server|mlflow models serve|` +
 		`bentoml serve|serve run|flask run|streamlit run|http\.server)\b|(^|[\s/"'])(serve|server|serving|app_server)\.py\b`)
-	// servingImage matches the images of common model servers.
+	// servingImage matches the images of common model servers (not the
+	// operators and controllers that deploy them).
 	servingImage = regexp.MustCompile(`(?i)(tritonserver|tensorflow/serving|vllm-openai|text-generation-inference|` +
-		`torchserve|kserve|seldon|llama\.cpp:server|llama-cpp-server|sglang)`)
+		`torchserve|kserve/[a-z]+server|seldonio/mlserver|llama\.cpp:server|llama-cpp-server|sglang)`)
+	// controllerName matches operators, controllers and other infrastructure
+	// whose names mention training (kubeflow/training-operator).
+	controllerName = regexp.MustCompile(`(?i)(operator|controller|webhook|dashboard|exporter|proxy|scheduler|ui)([-_:]|$)`)
 )
 
 // imageRepo returns an image reference without registry, tag or digest:
@@ -167,10 +171,10 @@ func looksLikeTraining(name, image string, command, args []string) (bool, string
 	if m := trainingCmd.FindString(cmdline(command, args)); m != "" {
 		return true, "its command runs " + strings.TrimSpace(strings.Trim(m, `"'=/`))
 	}
-	if trainingName.MatchString(name) {
+	if trainingName.MatchString(name) && !controllerName.MatchString(name) {
 		return true, "its container is named " + name
 	}
-	if repo := imageRepo(image); repo != "" && trainingName.MatchString(repo) {
+	if repo := imageRepo(image); repo != "" && trainingName.MatchString(repo) && !controllerName.MatchString(repo) {
 		return true, "its image is " + image
 	}
 	return false, ""

@@ -192,6 +192,7 @@ spec:
 `, 1, "", "--epochs"},
 		{"server deployment is not training", "PTL-KIND-001", deployment(1, "      containers: [{name: c, image: i:1, command: [uvicorn, app:api]}]\n"), 0, "", ""},
 		{"petrel service running training", "PTL-KIND-001", petrelHeader + "kind: InferenceService\nmetadata: {name: s}\nspec: {command: [python3, finetune_llm.py], port: 8080, readinessProbe: {httpGet: {path: /}}}\n", 1, "", "finetune_llm.py"},
+		{"training operator is a controller", "PTL-KIND-001", deployment(1, "      containers: [{name: training-operator, image: kubeflow/training-operator:v1-855e096}]\n"), 0, "", ""},
 		{"vllm as a job", "PTL-KIND-002", job("      - {name: c, image: vllm/vllm-openai:v0.5.0, command: [vllm, serve, meta-llama/Llama-3-8B]}\n"), 1, "", "vllm serve"},
 		{"service selecting a job", "PTL-KIND-002", `apiVersion: batch/v1
 kind: Job
@@ -215,6 +216,7 @@ spec: {selector: {app: api}, ports: [{port: 80}]}
 		{"petrel service without readiness", "PTL-SRV-001", petrelHeader + "kind: InferenceService\nmetadata: {name: s}\nspec: {command: [python3, serve.py], port: 8080}\n", 1, "", ""},
 		{"deployment without ports or service is no server", "PTL-SRV-001", deployment(1, "      containers: [{name: c, image: i:1, command: [./worker]}]\n"), 0, "", ""},
 		{"petrel liveness without startup", "PTL-SRV-002", petrelHeader + "kind: InferenceService\nmetadata: {name: s}\nspec: {command: [python3, serve.py], port: 8080, readinessProbe: {httpGet: {path: /r}}, livenessProbe: {httpGet: {path: /l}}}\n", 1, "", ""},
+		{"web app liveness without startup is a note", "PTL-SRV-002", deployment(1, "      containers: [{name: c, image: i:1, ports: [{containerPort: 80}], readinessProbe: {httpGet: {path: /, port: 80}}, livenessProbe: {httpGet: {path: /, port: 80}}}]\n"), 1, backend.SeverityInfo, ""},
 		{"gpu deployment maxSurge 0", "PTL-SRV-003", `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: d}
@@ -341,6 +343,8 @@ spec:
 		{"limit 8x request", "PTL-MEM-002", job("      - {name: c, image: i:1, resources: {requests: {memory: 1Gi}, limits: {memory: 8Gi}}}\n"), 1, "", "8×"},
 		{"limit 2x request", "PTL-MEM-002", job("      - {name: c, image: i:1, resources: {requests: {memory: 1Gi}, limits: {memory: 2Gi}}}\n"), 0, "", ""},
 		{"vllm with 512Mi", "PTL-MEM-003", deployment(1, "      containers: [{name: c, image: vllm/vllm-openai:v0.5.0, resources: {limits: {memory: 512Mi}}}]\n"), 1, "", "512Mi"},
+		{"kserve controller with 512Mi", "PTL-MEM-003", deployment(1, "      containers: [{name: manager, image: kserve/kserve-controller:v0.13.0, resources: {limits: {memory: 512Mi}}}]\n"), 0, "", ""},
+		{"kserve model server with 512Mi", "PTL-MEM-003", deployment(1, "      containers: [{name: kserve-container, image: kserve/huggingfaceserver:v0.13.0, resources: {limits: {memory: 512Mi}}}]\n"), 1, "", ""},
 		{"plain app with 512Mi", "PTL-MEM-003", deployment(1, "      containers: [{name: c, image: example/app:1, resources: {limits: {memory: 512Mi}}}]\n"), 0, "", ""},
 		// SHM
 		{"dataloader workers without gpu", "PTL-SHM-001", job("      - {name: c, image: i:1, command: [python, prep.py, --num_workers=4]}\n"), 1, "", "DataLoader"},

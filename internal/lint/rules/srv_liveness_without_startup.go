@@ -9,7 +9,7 @@ func init() {
 	register(&lint.Rule{
 		ID:       "PTL-SRV-002",
 		Severity: backend.SeverityWarning,
-		Summary:  "serving container with a liveness probe but no startup probe",
+		Summary:  "serving container with a liveness probe but no startup probe (a warning for GPU and model-server containers and InferenceServices, a note otherwise)",
 		Why: "Model servers take from seconds to many minutes to load weights. The liveness probe starts at once, fails " +
 			"while the server does not listen yet (\"connection refused\"), and the kubelet kills and restarts the " +
 			"container in a loop that never lets the model finish loading. initialDelaySeconds is a guess that breaks when " +
@@ -24,7 +24,11 @@ func init() {
 					if c.LivenessProbe == nil || c.StartupProbe != nil {
 						continue
 					}
-					p.Report(w.Object, w.ContainerPath(i).Key("livenessProbe"), "",
+					sev := backend.SeverityInfo
+					if len(gpuNames(c)) > 0 || servingImage.MatchString(c.Image) {
+						sev = backend.SeverityWarning // loads a model: slow to start
+					}
+					p.ReportSeverity(sev, w.Object, w.ContainerPath(i).Key("livenessProbe"), "",
 						"container %s has a livenessProbe but no startupProbe; while the model loads the probe fails and the kubelet restarts the container before it can serve",
 						containerName(c))
 				}
