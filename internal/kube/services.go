@@ -33,13 +33,17 @@ func (b *Backend) GetService(ctx context.Context, name string) (*backend.Service
 	if err != nil {
 		return nil, b.explain(err, "list", "pods", ns, "")
 	}
+	rss, err := b.cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: SelectorString(KindService, name)})
+	if err != nil {
+		return nil, b.explain(err, "list", "replicasets.apps", ns, "")
+	}
 	var h *autoscalingv2.HorizontalPodAutoscaler
 	if got, err := b.cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && got.Labels[LabelManagedBy] == ManagedBy {
 		h = got
 	} else if err != nil && !apierrors.IsNotFound(err) {
 		return nil, b.explain(err, "get", "horizontalpodautoscalers.autoscaling", ns, name)
 	}
-	s := serviceStatus(dep, h, pods.Items)
+	s := serviceStatus(dep, h, pods.Items, rss.Items)
 	events, err := b.events(ctx, ns, name)
 	if err != nil {
 		return nil, err
@@ -91,6 +95,14 @@ func (b *Backend) ListServices(ctx context.Context) ([]backend.Service, error) {
 	if err != nil {
 		return nil, b.explain(err, "list", "horizontalpodautoscalers.autoscaling", ns, "")
 	}
+	rss, err := b.cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, b.explain(err, "list", "replicasets.apps", ns, "")
+	}
+	rsOf := map[string][]appsv1.ReplicaSet{}
+	for _, rs := range rss.Items {
+		rsOf[rs.Labels[LabelWorkload]] = append(rsOf[rs.Labels[LabelWorkload]], rs)
+	}
 	podsOf := map[string][]corev1.Pod{}
 	for _, p := range pods.Items {
 		podsOf[p.Labels[LabelWorkload]] = append(podsOf[p.Labels[LabelWorkload]], p)
@@ -102,16 +114,39 @@ func (b *Backend) ListServices(ctx context.Context) ([]backend.Service, error) {
 	var out []backend.Service
 	for i := range deps.Items {
 		d := &deps.Items[i]
-		out = append(out, serviceStatus(d, hpaOf[d.Name], podsOf[d.Name]))
+		out = append(out, serviceStatus(d, hpaOf[d.Name], podsOf[d.Name], rsOf[d.Name]))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// serviceStatus maps a Deployment, its HPA and pods to petrel's vocabulary.
+// revisionAnnotation is the Deployment controller's revision number, on the
+// Deployment and on each of its ReplicaSets.
+const revisionAnnotation = "deployment.kubernetes.io/revision"
+
+// currentTemplateHash returns the pod-template-hash of the Deployment's
+// current ReplicaSet (the one with the Deployment's revision), or "" while
+// the controller has not yet observed the Deployment's latest generation.
+func currentTemplateHash(dep *appsv1.Deployment, rss []appsv1.ReplicaSet) string {
+	if dep.Status.ObservedGeneration < dep.Generation {
+		return ""
+	}
+	rev := dep.Annotations[revisionAnnotation]
+	for _, rs := range rss {
+		if rev != "" && rs.Annotations[revisionAnnotation] == rev {
+			return rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+		}
+	}
+	return ""
+}
+
+// serviceStatus maps a Deployment, its HPA, pods and ReplicaSets to
+// petrel's vocabulary. A replica's Generation is the Deployment's
+// generation when it runs the current pod template (its pod-template-hash
+// is the current ReplicaSet's), else 0 (an older template, being replaced).
 // URL is the Service's in-cluster DNS name; from outside the cluster use
 // `kubectl port-forward svc/NAME PORT`.
-func serviceStatus(dep *appsv1.Deployment, h *autoscalingv2.HorizontalPodAutoscaler, pods []corev1.Pod) backend.Service {
+func serviceStatus(dep *appsv1.Deployment, h *autoscalingv2.HorizontalPodAutoscaler, pods []corev1.Pod, rss []appsv1.ReplicaSet) backend.Service {
 	s := backend.Service{
 		Name:          dep.Name,
 		Namespace:     dep.Namespace,
@@ -137,8 +172,12 @@ func serviceStatus(dep *appsv1.Deployment, h *autoscalingv2.HorizontalPodAutosca
 		})
 	}
 	sortPods(pods)
+	hash := currentTemplateHash(dep, rss)
 	for i, p := range pods {
 		r := backend.Replica{Index: i, Name: p.Name, Phase: string(p.Status.Phase), Node: p.Spec.NodeName, StartTime: timePtr(p.Status.StartTime)}
+		if hash != "" && p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == hash {
+			r.Generation = dep.Generation
+		}
 		if p.DeletionTimestamp != nil {
 			r.Phase = "Terminating"
 		}
