@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 
+	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
@@ -142,10 +147,13 @@ func (b *Backend) applyObject(ctx context.Context, o Object) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode %s %s: %w", kind, o.GetName(), err)
 	}
-	res := b.restFor(ri).Patch(types.ApplyPatchType).
+	req := b.restFor(ri).Patch(types.ApplyPatchType).
 		Namespace(o.GetNamespace()).Resource(ri.resource).Name(o.GetName()).
-		Param("fieldManager", FieldManager).Param("force", "true").
-		Body(body).Do(ctx)
+		Param("fieldManager", FieldManager).Param("force", "true")
+	if b.dryRun {
+		req = req.Param("dryRun", metav1.DryRunAll)
+	}
+	res := req.Body(body).Do(ctx)
 	var code int
 	res.StatusCode(&code)
 	if err := res.Error(); err != nil {
@@ -159,4 +167,71 @@ func (b *Backend) applyObject(ctx context.Context, o Object) (string, error) {
 		return "created", nil
 	}
 	return "configured", nil
+}
+
+// replaceTimeout bounds the wait for a finished Job (and its pods) to go.
+const replaceTimeout = 2 * time.Minute
+
+// ApplyReplace is Apply, except that a TrainingJob whose Job has already
+// finished (a Complete or Failed condition) is deleted first, pods
+// included (propagationPolicy Foreground), and created anew, so `petrel
+// train` runs it again as it does on the local engine. A Job that is still
+// running is applied as is.
+func (b *Backend) ApplyReplace(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
+	for _, d := range docs {
+		j, ok := d.Object.(*v1alpha1.TrainingJob)
+		if !ok {
+			continue
+		}
+		ns := b.ns
+		if !b.nsExplicit && j.Metadata.Namespace != "" {
+			ns = j.Metadata.Namespace
+		}
+		if err := b.deleteFinishedJob(ctx, ns, j.Metadata.Name); err != nil {
+			return nil, err
+		}
+	}
+	return b.Apply(ctx, docs)
+}
+
+func (b *Backend) deleteFinishedJob(ctx context.Context, ns, name string) error {
+	job, err := b.cs.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return b.explain(err, "get", "jobs.batch", ns, name)
+	}
+	if job.Labels[LabelManagedBy] != ManagedBy {
+		return fmt.Errorf("a job %s not managed by petrel exists in namespace %q; rename the TrainingJob or remove that job with kubectl", name, ns)
+	}
+	if st := jobStatus(job, nil); !st.Finished() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, replaceTimeout)
+	defer cancel()
+	w, err := b.cs.BatchV1().Jobs(ns).Watch(ctx, metav1.ListOptions{
+		FieldSelector:   fields.OneTermEqualSelector("metadata.name", name).String(),
+		ResourceVersion: job.ResourceVersion,
+	})
+	if err != nil {
+		return b.explain(err, "watch", "jobs.batch", ns, name)
+	}
+	defer w.Stop()
+	fg := metav1.DeletePropagationForeground
+	uid := job.UID
+	err = b.cs.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg, Preconditions: &metav1.Preconditions{UID: &uid}})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return b.explain(err, "delete", "jobs.batch", ns, name)
+	}
+	for ev := range w.ResultChan() {
+		if ev.Type == watch.Deleted {
+			return nil
+		}
+	}
+	return fmt.Errorf("finished job %s in namespace %q was not gone after %s (its pods may be stuck terminating); check with kubectl get pods -l %s",
+		name, ns, replaceTimeout, SelectorString(KindJob, name))
 }
