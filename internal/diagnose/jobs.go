@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -94,7 +95,13 @@ func runJobs(c *Context) []backend.Finding {
 			case batchv1.JobReasonBackoffLimitExceeded:
 				f.RuleID = "job-backoff-limit-exceeded"
 				f.Message = fmt.Sprintf("Job %s failed: its pods failed more often than backoffLimit %s allows.", j.Name, backoff)
+				if restartPolicy == corev1.RestartPolicyOnFailure {
+					f.Message = fmt.Sprintf("Job %s failed with BackoffLimitExceeded (backoffLimit %s, counted from container restarts).", j.Name, strings.TrimSuffix(backoff, " (default)"))
+				}
 				f.Fix = "Fix why the pods fail (see the findings about its pods) and run the Job again."
+				if logsGone {
+					f.Fix = "Run it again and read the pod's logs while it fails (kubectl logs -f), then fix that."
+				}
 			case batchv1.JobReasonDeadlineExceeded:
 				f.RuleID = "job-deadline-exceeded"
 				dl := "activeDeadlineSeconds"
