@@ -47,6 +47,10 @@ type Config struct {
 	Burst int
 	// REST, when set, is used instead of loading a kubeconfig (tests).
 	REST *rest.Config
+	// DryRun sends every apply with dryRun=All: the API server validates,
+	// defaults and admits the objects but stores nothing
+	// (kubectl apply --dry-run=server).
+	DryRun bool
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -57,6 +61,7 @@ type Backend struct {
 	rest       *rest.Config
 	ns         string
 	nsExplicit bool
+	dryRun     bool
 	source     string // kubeconfig path(s), for errors
 
 	mu       sync.Mutex
@@ -100,6 +105,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.Namespace != "" {
 		b.ns, b.nsExplicit = cfg.Namespace, true
 	}
+	b.dryRun = cfg.DryRun
 	rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
 	if rc.QPS == 0 {
 		rc.QPS = DefaultQPS
@@ -166,10 +172,10 @@ func (b *Backend) explain(err error, verb, resource, ns, name string) error {
 		return fmt.Errorf("the API server at %s rejected petrel's credentials from %s (401 Unauthorized); refresh them (e.g. log in again) or use another --context", b.rest.Host, b.source)
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%s not found in namespace %q: %w", what, ns, backend.ErrNotFound)
+	case errors.As(err, &se): // the server answered (even if it could not reach a kubelet)
+		return fmt.Errorf("%s %s in namespace %q: %s", verb, what, ns, se.ErrStatus.Message)
 	case unreachable(err):
 		return fmt.Errorf("cannot reach the Kubernetes API server at %s (from %s): %v; check that the cluster is running and that --kubeconfig/--context point at it", b.rest.Host, b.source, rootCause(err))
-	case errors.As(err, &se):
-		return fmt.Errorf("%s %s in namespace %q: %s", verb, what, ns, se.ErrStatus.Message)
 	}
 	return fmt.Errorf("%s %s in namespace %q: %w", verb, what, ns, err)
 }
