@@ -283,8 +283,13 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 	}
 	if err != nil {
 		l, c := line, col
-		if p := jsonErrorPath(err); len(p) > 0 {
-			l, c, _ = o.Pos(p)
+		var ke *keyError
+		if errors.As(err, &ke) {
+			l, c = ke.node.Line+lineOffset, ke.node.Column
+		} else if p := jsonErrorPath(err); len(p) > 0 {
+			if k := looseLookup(n, p); k != nil {
+				l, c = k.Line+lineOffset, k.Column
+			}
 		}
 		d.report(RuleInputSchema, "", l, c, ref, err.Error(), "")
 		return
@@ -313,7 +318,10 @@ type schemaError struct {
 	kind  string
 	field string
 	msg   string
+	cause error
 }
+
+func (e *schemaError) Unwrap() error { return e.cause }
 
 func (e *schemaError) Error() string {
 	if e.field == "" {
@@ -328,7 +336,7 @@ func (e *schemaError) Error() string {
 func typedObject(n *yaml.Node, kind, apiVersion string, info kindInfo) (any, error) {
 	var buf bytes.Buffer
 	if err := nodeJSON(&buf, n, 0); err != nil {
-		return nil, &schemaError{kind: kind, msg: err.Error()}
+		return nil, &schemaError{kind: kind, msg: err.Error(), cause: err}
 	}
 	data := buf.Bytes()
 	if kind == "HorizontalPodAutoscaler" && apiVersion == "autoscaling/v1" {
@@ -384,6 +392,38 @@ func jsonErrorPath(err error) Path {
 	return p
 }
 
+// looseLookup finds the key node of a json error path, whose list indices
+// are dropped ("spec.containers.ports.hostPort"): at a list it tries every
+// item and returns the first full match, or nil.
+func looseLookup(n *yaml.Node, path Path) *yaml.Node {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if len(path) == 0 {
+		return nil
+	}
+	key, _ := path[0].(string)
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for _, it := range n.Content {
+			if k := looseLookup(it, path); k != nil {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value != key {
+				continue
+			}
+			if len(path) == 1 {
+				return n.Content[i]
+			}
+			return looseLookup(n.Content[i+1], path[1:])
+		}
+	}
+	return nil
+}
+
 // hpaFromV1 converts an autoscaling/v1 HPA to the v2 shape the rules read.
 func hpaFromV1(v1 *autoscalingv1.HorizontalPodAutoscaler) *autoscalingv2.HorizontalPodAutoscaler {
 	h := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: v1.ObjectMeta}
@@ -403,6 +443,8 @@ func hpaFromV1(v1 *autoscalingv1.HorizontalPodAutoscaler) *autoscalingv2.Horizon
 
 func nodeKindName(n *yaml.Node) string {
 	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
 	case yaml.SequenceNode:
 		return "list"
 	case yaml.ScalarNode:

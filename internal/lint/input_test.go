@@ -93,6 +93,26 @@ func TestInputProblemsAreReportedPerDocument(t *testing.T) {
 	}
 }
 
+func TestSchemaErrorsPointAtTheField(t *testing.T) {
+	res := lintString(t, "s.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: a
+    image: a:1
+  - name: b
+    image: b:1
+    ports:
+    - containerPort: 80
+      hostPort: "eighty"
+`)
+	fs := findingsOf(res, "PTL-IN-004")
+	if len(fs) != 1 || fs[0].Line != 12 || fs[0].Col != 7 || !strings.Contains(fs[0].Message, "hostPort") {
+		t.Fatalf("want PTL-IN-004 at 12:7, got:\n%s", dump(res))
+	}
+}
+
 func TestPositionsAreThoseOfTheWholeFile(t *testing.T) {
 	data := "# leading comment\n---\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x:latest\n"
 	res := lintString(t, "pos.yaml", data)

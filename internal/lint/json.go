@@ -69,7 +69,7 @@ func nodeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 					continue
 				}
 				if k.Kind != yaml.ScalarNode {
-					err = fmt.Errorf("line %d: mapping keys must be plain values, not a %s", k.Line, nodeKindName(k))
+					err = &keyError{node: k}
 					return
 				}
 				if !first {
@@ -90,6 +90,14 @@ func nodeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 	}
 	buf.WriteString("null")
 	return nil
+}
+
+// keyError is a mapping key that is not a scalar (often an unrendered
+// template such as {{ .Values.x }}).
+type keyError struct{ node *yaml.Node }
+
+func (e *keyError) Error() string {
+	return fmt.Sprintf("a mapping key is a %s, not a plain value (an unrendered template?)", nodeKindName(e.node))
 }
 
 func scalarJSON(buf *bytes.Buffer, n *yaml.Node) {

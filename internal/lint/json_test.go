@@ -59,3 +59,15 @@ func TestNodeJSONRejectsComplexKeys(t *testing.T) {
 		t.Error("a list as a mapping key was accepted")
 	}
 }
+
+func TestTemplateKeysAreReportedAtTheirLine(t *testing.T) {
+	src := []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: q}\nspec:\n  containers:\n  - name: c\n    {{ .Values.extra }}: 1\n")
+	d := &decoder{src: Source{Name: "t.yaml", Data: src}}
+	d.decode()
+	if len(d.findings) != 1 || d.findings[0].RuleID != RuleInputSchema.ID || d.findings[0].Line != 11 || d.findings[0].Col != 5 {
+		t.Fatalf("findings = %+v, want PTL-IN-004 at 11:5", d.findings)
+	}
+	if len(d.objects) != 1 || d.objects[0].Name != "p" {
+		t.Errorf("objects = %d, want pod p still read", len(d.objects))
+	}
+}

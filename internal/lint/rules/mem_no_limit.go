@@ -27,7 +27,7 @@ func init() {
 					continue
 				}
 				p.Report(c.w.Object, c.path.Key("resources", "requests", "memory"), "",
-					"container %q requests %s of memory but sets no memory limit; a model larger than expected exhausts the node instead of being OOM-killed alone",
+					"container %q requests %s of memory but sets no memory limit; if it grows past what was expected (a larger model or batch) it exhausts the node instead of being OOM-killed alone",
 					c.c.Name, quantity(req))
 			}
 		},

@@ -29,7 +29,7 @@ func init() {
 						sev = backend.SeverityWarning // loads a model: slow to start
 					}
 					p.ReportSeverity(sev, w.Object, w.ContainerPath(i).Key("livenessProbe"), "",
-						"container %s has a livenessProbe but no startupProbe; while the model loads the probe fails and the kubelet restarts the container before it can serve",
+						"container %s has a livenessProbe but no startupProbe; while it starts (a model server: while it loads the model) the probe fails and the kubelet restarts the container before it can serve",
 						containerName(c))
 				}
 			}

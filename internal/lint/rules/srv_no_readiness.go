@@ -24,7 +24,7 @@ func init() {
 						continue
 					}
 					p.Report(w.Object, w.ContainerPath(i), "",
-						"container %s serves traffic (%s) but has no readinessProbe, so it receives requests before its model is loaded", containerName(c), why)
+						"container %s serves traffic (%s) but has no readinessProbe, so it receives requests before it can answer them (for a model server: before the model is loaded)", containerName(c), why)
 				}
 			}
 			for _, o := range p.Set.InferenceServices {
