@@ -214,6 +214,23 @@ status:
 			rule: "container-start-error", permanent: true, words: []string{"command was not found in the image"},
 		},
 		{
+			name: "pod on a NotReady node",
+			state: `
+apiVersion: v1
+kind: Node
+metadata: {name: gpu-7}
+status:
+  conditions: [{type: Ready, status: Unknown, reason: NodeStatusUnknown, message: "Kubelet stopped posting node status.", lastTransitionTime: "2026-11-28T10:00:00Z"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: w-0}
+spec: {nodeName: gpu-7, containers: [{name: c, image: x}]}
+status: {phase: Running}
+`,
+			rule: "node-not-ready", permanent: false, words: []string{"not Ready", "Kubelet stopped posting node status"},
+		},
+		{
 			name: "unknown named job",
 			state: `
 apiVersion: v1
