@@ -19,17 +19,24 @@ import (
 
 // Rule is one kind of finding an analyser makes, with its stable ID.
 type Rule struct {
-	ID      string
+	// ID is the finding's RuleID, stable across releases (kebab-case).
+	ID string
+	// Summary says in one sentence what the finding means.
 	Summary string
 }
 
 // Analyzer is one registered diagnosis unit: it reads the objects in scope
 // through a Context and returns findings whose RuleID is one of Rules.
 type Analyzer struct {
-	Name        string
+	// Name identifies the analyser in listings (petrel diagnose --list).
+	Name string
+	// Description says what it reads and what it finds.
 	Description string
-	Rules       []Rule
-	Run         func(c *Context) []backend.Finding
+	// Rules are the findings it can make.
+	Rules []Rule
+	// Run returns its findings for the objects in c's scope; it never
+	// changes c.State.
+	Run func(c *Context) []backend.Finding
 }
 
 var registry []Analyzer
