@@ -362,3 +362,22 @@ type RollingUpdate struct {
 	MaxSurge       string `yaml:"maxSurge,omitempty" json:"maxSurge,omitempty"`
 	MaxUnavailable string `yaml:"maxUnavailable,omitempty" json:"maxUnavailable,omitempty"`
 }
+
+// SecretMask replaces secret values wherever petrel prints or returns a spec.
+const SecretMask = "******"
+
+// MaskSecrets returns a copy of env with the values of secret variables
+// replaced by SecretMask; env itself is not changed.
+func MaskSecrets(env []EnvVar) []EnvVar {
+	if env == nil {
+		return nil
+	}
+	out := make([]EnvVar, len(env))
+	for i, e := range env {
+		if e.Secret {
+			e.Value = SecretMask
+		}
+		out[i] = e
+	}
+	return out
+}

@@ -164,6 +164,7 @@ func (e *Engine) snapshot(r *jobRecord) backend.Job {
 		}
 	}
 	j.Notes = append([]string(nil), r.Notes...)
+	j.Spec.Env = v1alpha1.MaskSecrets(r.Spec.Env) // status never carries secrets
 	return j
 }
 

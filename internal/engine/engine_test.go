@@ -426,3 +426,46 @@ func TestDiagnoseExplainsAFailedJob(t *testing.T) {
 		t.Fatalf("no permanent start-error finding naming the command: %+v", fs)
 	}
 }
+
+func TestSecretsAreMaskedInStatusButReachTheWorkload(t *testing.T) {
+	e := newEngine(t, 0)
+	j := job("secret", "sh", "-c", "test \"$TOKEN\" = s3cr3t && echo token-ok")
+	j.Spec.Env = []v1alpha1.EnvVar{{Name: "TOKEN", Value: "s3cr3t", Secret: true}, {Name: "PLAIN", Value: "visible"}}
+	apply(t, e, j)
+	got := waitJob(t, e, "secret", 20*time.Second, finished)
+	if got.Phase != backend.JobComplete {
+		t.Fatalf("the workload did not see its secret: %s %+v", got.Phase, got.Attempts)
+	}
+	if got.Spec.Env[0].Value != v1alpha1.SecretMask || got.Spec.Env[1].Value != "visible" {
+		t.Fatalf("status env %+v", got.Spec.Env)
+	}
+	jobs, _ := e.ListJobs(context.Background())
+	for _, lj := range jobs {
+		for _, ev := range lj.Spec.Env {
+			if ev.Value == "s3cr3t" {
+				t.Fatal("ListJobs returned a secret value")
+			}
+		}
+	}
+}
+
+func TestTTLSecondsAfterFinishedRemovesTheRecord(t *testing.T) {
+	e := newEngine(t, 0)
+	j := job("ttl", "true")
+	j.Spec.TTLSecondsAfterFinished = ptr(int32(1))
+	apply(t, e, j)
+	waitJob(t, e, "ttl", 20*time.Second, finished)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := e.GetJob(context.Background(), "ttl"); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("job still recorded 10s after a 1s TTL")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(e.jobDir("ttl")); !os.IsNotExist(err) {
+		t.Fatalf("job directory left behind: %v", err)
+	}
+}

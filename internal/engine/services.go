@@ -245,6 +245,7 @@ func (e *Engine) stopServices() {
 
 func (e *Engine) serviceStatus(st *serviceState) backend.Service {
 	s := st.svc.Status()
+	s.Spec.Env = v1alpha1.MaskSecrets(s.Spec.Env) // status never carries secrets
 	s.CreationTime = st.rec.CreationTime
 	for i := range s.Replicas {
 		s.Replicas[i].Node = "local"

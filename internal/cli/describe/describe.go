@@ -93,12 +93,8 @@ func Run(ctx context.Context, opts *Options) error {
 // Env renders environment variables with secret values masked.
 func Env(env []v1alpha1.EnvVar) string {
 	parts := make([]string, len(env))
-	for i, e := range env {
-		v := e.Value
-		if e.Secret {
-			v = "******"
-		}
-		parts[i] = e.Name + "=" + v
+	for i, e := range v1alpha1.MaskSecrets(env) {
+		parts[i] = e.Name + "=" + e.Value
 	}
 	return strings.Join(parts, " ")
 }
