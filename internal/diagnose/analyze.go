@@ -125,9 +125,10 @@ type Context struct {
 	claims      []*corev1.PersistentVolumeClaim
 	// subjects are kind/name keys of every object in scope, for events.
 	subjects map[string]bool
-	// prefixes are ReplicaSet/Pod name prefixes of workloads in scope, for
-	// events of objects that are gone or were not saved.
-	prefixes []string
+	// generated are the workloads in scope whose pods and ReplicaSets are
+	// recognised by generated name, for objects that are gone or were not
+	// saved (see generatedBy).
+	generated []generator
 	// crashed caches the crash walk shared by several analysers.
 	crashed []*crash
 	// events indexes State.Events by involvedObject kind/name, oldest first.
@@ -150,24 +151,24 @@ func newContext(s *State, target backend.Ref) *Context {
 		if all || (c.Target.Kind == "job" && j.Name == name) {
 			c.jobs = append(c.jobs, j)
 			add("Job", j.Name)
-			c.prefixes = append(c.prefixes, j.Name+"-")
+			c.generated = append(c.generated, generator{"job", j.Name})
 		}
 	}
 	if c.Target.Kind == "job" && len(c.jobs) == 0 {
 		add("Job", name)
-		c.prefixes = append(c.prefixes, name+"-")
+		c.generated = append(c.generated, generator{"job", name})
 	}
 	for i := range s.Deployments {
 		d := &s.Deployments[i]
 		if all || (c.Target.Kind == "deployment" && d.Name == name) {
 			c.deployments = append(c.deployments, d)
 			add("Deployment", d.Name)
-			c.prefixes = append(c.prefixes, d.Name+"-")
+			c.generated = append(c.generated, generator{"deployment", d.Name})
 		}
 	}
 	if c.Target.Kind == "deployment" && len(c.deployments) == 0 {
 		add("Deployment", name)
-		c.prefixes = append(c.prefixes, name+"-")
+		c.generated = append(c.generated, generator{"deployment", name})
 	}
 	for i := range s.DaemonSets {
 		d := &s.DaemonSets[i]
@@ -178,7 +179,7 @@ func newContext(s *State, target backend.Ref) *Context {
 	}
 	if c.Target.Kind == "statefulset" {
 		add("StatefulSet", name)
-		c.prefixes = append(c.prefixes, name+"-")
+		c.generated = append(c.generated, generator{"statefulset", name})
 	}
 	for i := range s.HorizontalPodAutoscalers {
 		h := &s.HorizontalPodAutoscalers[i]
@@ -285,10 +286,30 @@ func (c *Context) podInScope(p *corev1.Pod) bool {
 	if c.ownedInScope(p.OwnerReferences) {
 		return true
 	}
-	// A pod whose owner was not saved: ReplicaSet pods are named
-	// DEPLOYMENT-HASH-SUFFIX, Job pods JOB-SUFFIX.
-	for _, pre := range c.prefixes {
-		if strings.HasPrefix(p.Name, pre) && len(p.OwnerReferences) > 0 {
+	// A pod whose owner was not saved, recognised by its generated name.
+	return len(p.OwnerReferences) > 0 && c.generatedBy("Pod", p.Name)
+}
+
+// generator is a workload whose controllers name what they create.
+type generator struct{ kind, name string }
+
+// generatedBy reports whether an object of kind (Pod or ReplicaSet) has the
+// name a workload in scope gives it: a Job's pods JOB-SUFFIX, a
+// Deployment's ReplicaSets DEPLOYMENT-HASH and pods DEPLOYMENT-HASH-SUFFIX,
+// a StatefulSet's pods STATEFULSET-ORDINAL. Counting the dashes keeps
+// "api-gateway-…" out of the scope of "api".
+func (c *Context) generatedBy(kind, name string) bool {
+	for _, g := range c.generated {
+		rest, ok := strings.CutPrefix(name, g.name+"-")
+		if !ok || rest == "" {
+			continue
+		}
+		dashes := strings.Count(rest, "-")
+		switch {
+		case g.kind == "job" && kind == "Pod" && dashes == 0,
+			g.kind == "deployment" && kind == "ReplicaSet" && dashes == 0,
+			g.kind == "deployment" && kind == "Pod" && dashes == 1,
+			g.kind == "statefulset" && kind == "Pod" && strings.Trim(rest, "0123456789") == "":
 			return true
 		}
 	}
@@ -370,14 +391,7 @@ func (c *Context) inScopeEvent(e *corev1.Event) bool {
 	if c.subjects[key(o.Kind, o.Name)] {
 		return true
 	}
-	if o.Kind == "Pod" || o.Kind == "ReplicaSet" {
-		for _, pre := range c.prefixes {
-			if strings.HasPrefix(o.Name, pre) {
-				return true
-			}
-		}
-	}
-	return false
+	return (o.Kind == "Pod" || o.Kind == "ReplicaSet") && c.generatedBy(o.Kind, o.Name)
 }
 
 func eventTime(e *corev1.Event) time.Time {
