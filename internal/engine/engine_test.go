@@ -342,12 +342,29 @@ func TestEngineRestartReadoptsRunningAttempt(t *testing.T) {
 	j.Spec.Resources.GPU = 1
 	apply(t, e1, j)
 	waitJob(t, e1, "survivor", 10*time.Second, func(j backend.Job) bool { return j.Phase == backend.JobRunning })
+	closed := time.Now()
 	e1.Close() // the server goes away; the shim and workload do not
+	if time.Since(closed) > time.Second {
+		t.Fatalf("Close waited %s for the workload", time.Since(closed))
+	}
+	var p ShimPids
+	for i := 0; i < 200; i++ { // the shim records pids right after starting the workload
+		if err = readJSON(filepath.Join(attemptDir(e1.jobDir("survivor"), 0), shimPidsFile), &p); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || !alive(p.Pid, p.StartTicks) {
+		t.Fatalf("workload not running after Close: %v", err)
+	}
 	e2, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e2.Close()
+	if e2.running["survivor"] == nil {
+		t.Fatal("the new engine did not adopt the running attempt")
+	}
 	if e2.gpus.free() != 0 {
 		t.Fatalf("re-adopted attempt's GPU is not reserved: %d free", e2.gpus.free())
 	}

@@ -253,9 +253,8 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	e.persist(r)
 	ra := &runningAttempt{job: r.Name, index: idx, dir: dir, gpus: gpus, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
 	e.running[r.Name] = ra
-	e.wg.Add(1)
+	// Not counted in e.wg: Close must not wait for workloads to end.
 	go func() {
-		defer e.wg.Done()
 		_ = shim.Wait()
 		e.attemptExited(ra)
 	}()
@@ -436,8 +435,8 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 	ra.metrics.stop()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.running[ra.job] != ra {
-		return
+	if e.ctx.Err() != nil || e.running[ra.job] != ra {
+		return // closed: the next server settles it from status.json
 	}
 	delete(e.running, ra.job)
 	e.gpus.release(ra.job)
