@@ -42,21 +42,7 @@ func LoadFiles(paths []string, stdin io.Reader) (*State, []string, error) {
 	all := &State{}
 	var warnings []string
 	for _, p := range paths {
-		var (
-			r    io.Reader
-			name = p
-		)
-		if p == "-" {
-			r, name = stdin, "<stdin>"
-		} else {
-			f, err := os.Open(p)
-			if err != nil {
-				return nil, nil, fmt.Errorf("open dump %s: %w; pass a file written by kubectl get … -o yaml", p, err)
-			}
-			defer f.Close()
-			r = f
-		}
-		s, w, err := Load(r, name)
+		s, w, err := loadPath(p, stdin)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -64,6 +50,18 @@ func LoadFiles(paths []string, stdin io.Reader) (*State, []string, error) {
 		warnings = append(warnings, w...)
 	}
 	return all, warnings, nil
+}
+
+func loadPath(p string, stdin io.Reader) (*State, []string, error) {
+	if p == "-" {
+		return Load(stdin, "<stdin>")
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open dump %s: %w; pass a file written by kubectl get … -o yaml", p, err)
+	}
+	defer f.Close()
+	return Load(f, p)
 }
 
 // Load reads saved state from r, named name in messages. It accepts what
@@ -117,6 +115,8 @@ type loader struct {
 	warnings []string
 	// last is the object an event without involvedObject refers to.
 	last *corev1.ObjectReference
+	// events counts events, to name those saved without a name.
+	events int
 }
 
 func (l *loader) warnf(format string, args ...any) {
@@ -175,7 +175,8 @@ func (l *loader) object(m map[string]any) error {
 		meta["name"] = fmt.Sprintf("unnamed-%s-%d", strings.ToLower(kind), l.doc)
 	}
 	if kind == "Event" {
-		normalizeEvent(m, l.last)
+		l.events++
+		normalizeEvent(m, l.last, fmt.Sprintf("event-%d-%d", l.doc, l.events))
 	}
 	gvk := schema.FromAPIVersionAndKind(apiVersion, kind)
 	if gvk.Group == "events.k8s.io" {
@@ -221,7 +222,7 @@ func inferKind(m map[string]any) (kind, apiVersion string) {
 
 // normalizeEvent fixes the shapes people write by hand: source as a plain
 // string, and no involvedObject (it then refers to the previous object).
-func normalizeEvent(m map[string]any, last *corev1.ObjectReference) {
+func normalizeEvent(m map[string]any, last *corev1.ObjectReference, name string) {
 	if s, ok := m["source"].(string); ok {
 		m["source"] = map[string]any{"component": s}
 	}
@@ -232,7 +233,7 @@ func normalizeEvent(m map[string]any, last *corev1.ObjectReference) {
 	}
 	meta := m["metadata"].(map[string]any)
 	if n, _ := meta["name"].(string); n == "" {
-		meta["name"] = fmt.Sprintf("event-%p", m)
+		meta["name"] = name
 	}
 }
 
