@@ -63,7 +63,9 @@ func (c *Context) findCrashes() []*crash {
 		w := r.Status.State.Waiting
 		looping := w != nil && w.Reason == "CrashLoopBackOff"
 		failed := looping || (t != nil && (t.ExitCode != 0 || t.Reason == backend.ReasonOOMKilled))
-		if !failed {
+		// A container that restarted once but runs and is ready now has
+		// recovered: not a finding.
+		if !failed || (r.Status.State.Running != nil && r.Status.Ready) {
 			return
 		}
 		k := &crash{containerRef: r, Term: t, Field: field, Logs: c.Logs(r.Pod, r.Status.Name)}
