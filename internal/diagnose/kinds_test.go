@@ -231,6 +231,25 @@ status: {phase: Running}
 			rule: "node-not-ready", permanent: false, words: []string{"not Ready", "Kubelet stopped posting node status"},
 		},
 		{
+			name: "rollout stuck",
+			state: `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: llm}
+spec:
+  selector: {matchLabels: {app: llm}}
+  template: {metadata: {labels: {app: llm}}, spec: {containers: [{name: c, image: x}]}}
+status:
+  replicas: 2
+  updatedReplicas: 1
+  readyReplicas: 1
+  unavailableReplicas: 1
+  conditions:
+  - {type: Progressing, status: "False", reason: ProgressDeadlineExceeded, message: "ReplicaSet \"llm-7d9f\" has timed out progressing."}
+`,
+			target: ref("service", "llm"), rule: "rollout-stuck", permanent: false, words: []string{"progressDeadlineSeconds", "has timed out progressing"},
+		},
+		{
 			name: "unknown named job",
 			state: `
 apiVersion: v1

@@ -1,0 +1,48 @@
+package diagnose
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+func init() {
+	register(Analyzer{
+		Name:        "deployments",
+		Description: "Reads a Deployment's conditions: a rollout that passed progressDeadlineSeconds without progress, and ReplicaFailure (the ReplicaSet cannot create pods).",
+		Rules: []Rule{
+			{"rollout-stuck", "The Deployment's rollout made no progress within progressDeadlineSeconds."},
+			{"replica-failure", "The Deployment's ReplicaSet cannot create pods (ReplicaFailure)."},
+		},
+		Run: runDeployments,
+	})
+}
+
+func runDeployments(c *Context) []backend.Finding {
+	var out []backend.Finding
+	for _, d := range c.Deployments() {
+		obj := "Deployment/" + d.Name
+		for _, cond := range d.Status.Conditions {
+			q := fmt.Sprintf("status.conditions[%s]: %s, reason %s, message %q", cond.Type, cond.Status, cond.Reason, cond.Message)
+			switch {
+			case cond.Type == appsv1.DeploymentProgressing && cond.Status == corev1.ConditionFalse && cond.Reason == "ProgressDeadlineExceeded":
+				out = append(out, backend.Finding{
+					RuleID: "rollout-stuck", Severity: backend.SeverityError, Object: obj,
+					Evidence: []string{q, fmt.Sprintf("status: replicas %d, updatedReplicas %d, readyReplicas %d, unavailableReplicas %d", d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.UnavailableReplicas)},
+					Message:  fmt.Sprintf("Deployment %s's rollout is stuck: its new pods did not become available within progressDeadlineSeconds.", d.Name),
+					Fix:      "See the findings about its pods for why they are not Ready; roll back with kubectl rollout undo if the new version is broken, or raise progressDeadlineSeconds for slow model loads.",
+				})
+			case cond.Type == appsv1.DeploymentReplicaFailure && cond.Status == corev1.ConditionTrue:
+				out = append(out, backend.Finding{
+					RuleID: "replica-failure", Severity: backend.SeverityError, Object: obj, Evidence: []string{q},
+					Message: fmt.Sprintf("Deployment %s cannot create its pods: %s", d.Name, cond.Message),
+					Fix:     "Fix what the message names (quota, admission policy, service account).",
+				})
+			}
+		}
+	}
+	return out
+}
