@@ -15,6 +15,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/expansion"
 )
 
 // jobRecord is a job as the store keeps it: the observed status plus what
@@ -358,11 +359,11 @@ func (e *Engine) shimConfig(r *jobRecord, gpus []int) (*ShimConfig, error) {
 	lookup := func(n string) (string, bool) { v, ok := env[n]; return v, ok }
 	var argv []string
 	for _, s := range append(append([]string(nil), r.Spec.Command...), r.Spec.Args...) {
-		argv = append(argv, Expand(s, lookup))
+		argv = append(argv, expansion.Expand(s, lookup))
 	}
 	wd := r.Dir
 	if r.Spec.WorkingDir != "" {
-		wd = Expand(r.Spec.WorkingDir, lookup)
+		wd = expansion.Expand(r.Spec.WorkingDir, lookup)
 		if !filepath.IsAbs(wd) {
 			wd = filepath.Join(r.Dir, wd)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/expansion"
 	"github.com/petrel-dev/petrel/internal/serving"
 )
 
@@ -70,7 +71,7 @@ func (e *Engine) serviceEnv(rec *serviceRecord) ([]string, string, error) {
 	}
 	wd := rec.Dir
 	if w := rec.Spec.WorkingDir; w != "" {
-		wd = serving.Expand(w, func(n string) (string, bool) { v, ok := vars[n]; return v, ok })
+		wd = expansion.Expand(w, expansion.Map(vars))
 		if !filepath.IsAbs(wd) {
 			wd = filepath.Join(rec.Dir, wd)
 		}

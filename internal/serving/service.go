@@ -18,6 +18,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/expansion"
 )
 
 // Replica phases reported in backend.Replica.Phase.
@@ -461,7 +462,7 @@ func (s *Service) replicaSpecLocked(r *replica) ReplicaSpec {
 	vars := map[string]string{}
 	var env []string
 	add := func(k, v string) {
-		v = Expand(v, func(n string) (string, bool) { x, ok := vars[n]; return x, ok })
+		v = expansion.Expand(v, expansion.Map(vars))
 		vars[k] = v
 		env = append(env, k+"="+v)
 	}
@@ -476,7 +477,7 @@ func (s *Service) replicaSpecLocked(r *replica) ReplicaSpec {
 	lookup := func(n string) (string, bool) { x, ok := vars[n]; return x, ok }
 	var argv []string
 	for _, a := range append(slices.Clone(s.spec.Command), s.spec.Args...) {
-		argv = append(argv, Expand(a, lookup))
+		argv = append(argv, expansion.Expand(a, lookup))
 	}
 	rs := ReplicaSpec{Service: s.cfg.Name, Name: r.name, Index: r.index, Generation: r.generation,
 		Argv: argv, Env: env, Dir: s.cfg.Dir, Port: r.port}

@@ -1,11 +1,14 @@
-package serving
+// Package expansion expands $(VAR) references in command, args, env values
+// and workingDir with the kubelet's semantics
+// (k8s.io/kubernetes third_party/forked/golang/expansion), so the local
+// engine runs a spec exactly as a cluster would.
+package expansion
 
 import "strings"
 
-// Expand replaces $(VAR) references in s with values from lookup, as the
-// kubelet expands command, args and env (third_party/forked/golang/expansion):
-// "$$" is a literal "$", an unknown $(VAR) is left as written, and a "$" not
-// followed by "(" or "$" stays as it is.
+// Expand replaces $(VAR) references in s with values from lookup: "$$" is
+// an escaped "$", a reference to an undefined variable and an unterminated
+// "$(" are left unchanged, and any other "$" is kept.
 func Expand(s string, lookup func(string) (string, bool)) string {
 	if !strings.Contains(s, "$") {
 		return s
@@ -38,4 +41,9 @@ func Expand(s string, lookup func(string) (string, bool)) string {
 		}
 	}
 	return b.String()
+}
+
+// Map returns a lookup function over m.
+func Map(m map[string]string) func(string) (string, bool) {
+	return func(n string) (string, bool) { v, ok := m[n]; return v, ok }
 }
