@@ -58,6 +58,13 @@ func KnownKinds() []string {
 		v1alpha1.KindTrainingJob, v1alpha1.KindInferenceService, v1alpha1.KindVolume}
 }
 
+// OperatorKinds returns the ML operator kinds whose pod templates lint
+// checks, for help text.
+func OperatorKinds() []string {
+	return []string{"PyTorchJob", "TFJob", "MPIJob", "XGBoostJob", "PaddleJob", "JAXJob", "MXJob (kubeflow.org)",
+		"RayCluster", "RayJob", "RayService (ray.io)", "JobSet (jobset.x-k8s.io)", "LeaderWorkerSet (leaderworkerset.x-k8s.io)"}
+}
+
 // decoder turns one source into objects; problems with the input become
 // findings of the PTL-IN rules.
 type decoder struct {
@@ -231,8 +238,9 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 		return
 	}
 	info, ok := kinds[kind.Value]
+	locate := operatorKinds[group][kind.Value]
 	kline, kcol := kind.Line+lineOffset, kind.Column
-	if !ok {
+	if !ok && locate == nil {
 		if group == "petrel.dev" {
 			return // internal/spec reports it, with the valid kinds (validatePetrel)
 		}
@@ -245,7 +253,7 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 			fmt.Sprintf("kind %s (%s) is not checked by petrel lint", kind.Value, apiVersion.Value), "")
 		return
 	}
-	if !contains(info.groups, group) {
+	if locate == nil && !contains(info.groups, group) {
 		d.report(RuleInputUnknownKind, backend.SeverityError, line, col, ref,
 			fmt.Sprintf("apiVersion %q does not serve kind %s", apiVersion.Value, kind.Value),
 			fmt.Sprintf("use the API group %s", groupVersionHint(kind.Value)))
@@ -276,6 +284,25 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 				o.disabled[id] = true
 			}
 		}
+	}
+	if locate != nil {
+		op, at, tn, err := operatorObject(n, locate(n))
+		if err != nil {
+			l, c, _ := o.Pos(at)
+			var ke *keyError
+			if errors.As(err, &ke) {
+				l, c = ke.node.Line+lineOffset, ke.node.Column
+			} else if p := jsonErrorPath(err); len(p) > 0 {
+				if k := looseLookup(tn, p); k != nil {
+					l, c = k.Line+lineOffset, k.Column
+				}
+			}
+			d.report(RuleInputSchema, "", l, c, ref, fmt.Sprintf("in %s: %v", at, err), "")
+			return
+		}
+		o.Typed = op
+		d.objects = append(d.objects, o)
+		return
 	}
 	typed, err := typedObject(n, kind.Value, apiVersion.Value, info)
 	if err != nil && group == "petrel.dev" {

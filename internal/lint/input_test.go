@@ -394,3 +394,85 @@ spec:
 		}
 	}
 }
+
+func TestOperatorPodTemplatesAreChecked(t *testing.T) {
+	data := `apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata: {name: ddp}
+spec:
+  pytorchReplicaSpecs:
+    Worker:
+      replicas: 4
+      template:
+        spec:
+          volumes: [{name: data, persistentVolumeClaim: {claimName: dataset}}]
+          containers:
+          - name: pytorch
+            image: example/ddp:1.0
+            resources: {limits: {nvidia.com/gpu: 1}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: dataset}
+spec: {accessModes: [ReadWriteOnce]}
+---
+apiVersion: jobset.x-k8s.io/v1alpha2
+kind: JobSet
+metadata: {name: js}
+spec:
+  replicatedJobs:
+  - name: trainer
+    replicas: 2
+    template:
+      spec:
+        template:
+          spec:
+            restartPolicy: OnFailure
+            containers: [{name: c, image: "example/t:1"}]
+---
+apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: vllm}
+spec:
+  replicas: 2
+  leaderWorkerTemplate:
+    size: 2
+    workerTemplate:
+      spec:
+        containers:
+        - name: vllm
+          image: vllm/vllm-openai:v0.6.0
+          ports: [{containerPort: 8000}]
+---
+apiVersion: kubeflow.org/v1
+kind: TFJob
+metadata: {name: bad}
+spec:
+  tfReplicaSpecs:
+    Worker:
+      template:
+        spec:
+          containers: "not a list"
+`
+	res := lintString(t, "ops.yaml", data)
+	want := map[string]string{
+		"PTL-GPU-005": "PyTorchJob/ddp@14",
+		"PTL-SHM-001": "PyTorchJob/ddp@12",
+		"PTL-STO-001": "PyTorchJob/ddp@10",
+		"PTL-JOB-001": "JobSet/js@32",
+		"PTL-SRV-001": "LeaderWorkerSet/vllm@45",
+		"PTL-IN-004":  "TFJob/bad@57",
+	}
+	for rule, where := range want {
+		fs := findingsOf(res, rule)
+		if len(fs) != 1 || fmt.Sprintf("%s@%d", fs[0].Object, fs[0].Line) != where {
+			t.Errorf("%s: want one finding at %s, got:\n%s", rule, where, dump(res))
+		}
+	}
+	if fs := findingsOf(res, "PTL-STO-001"); len(fs) == 1 && !strings.Contains(fs[0].Message, "runs 4 pods") {
+		t.Errorf("PTL-STO-001 message %q", fs[0].Message)
+	}
+	if len(findingsOf(res, "PTL-JOB-003")) != 0 {
+		t.Error("JobSet child Jobs are bounded by the JobSet, not by backoffLimit")
+	}
+}

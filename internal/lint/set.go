@@ -14,6 +14,9 @@ import (
 // CronJob, Deployment, StatefulSet, DaemonSet or ReplicaSet.
 type Workload struct {
 	*Object
+	// Role names the pod template within an operator object (a Kubeflow
+	// replica type, a Ray worker group); "" for the built-in kinds.
+	Role string
 	// PodSpec is the pod template's spec (the Pod's own spec for a Pod);
 	// SpecPath is where it is in the object.
 	PodSpec  *corev1.PodSpec
@@ -89,6 +92,16 @@ func NewSet(objs []*Object) *Set {
 		case *appsv1.DaemonSet:
 			s.Workloads = append(s.Workloads, &Workload{Object: o, PodSpec: &t.Spec.Template.Spec,
 				SpecPath: Path{"spec", "template", "spec"}, PodLabels: t.Spec.Template.Labels, Pods: PodsPerNode})
+		case *OperatorObject:
+			for i := range t.Templates {
+				tp := &t.Templates[i]
+				w := &Workload{Object: o, Role: tp.Role, PodSpec: &tp.Template.Spec, SpecPath: tp.Path.Key("spec"),
+					PodLabels: tp.Template.Labels, Pods: tp.Pods}
+				if tp.Job != nil {
+					w.Batch, w.Job, w.JobPath = true, tp.Job, tp.JobPath
+				}
+				s.Workloads = append(s.Workloads, w)
+			}
 		case *corev1.Service:
 			s.Services = append(s.Services, o)
 		case *autoscalingv2.HorizontalPodAutoscaler:

@@ -77,7 +77,8 @@ standard input (helm template ... | petrel lint -). Objects are checked
 together: an HPA against its target, a claim against every workload that
 mounts it, a quota against the workloads of its namespace.
 
-Kinds checked: ` + strings.Join(lint.KnownKinds(), ", ") + `.
+Kinds checked: ` + strings.Join(lint.KnownKinds(), ", ") + `; and the pod
+templates of ` + strings.Join(lint.OperatorKinds(), ", ") + `.
 
 Switch rules off with --disable ID, with a config file (.petrel-lint.yaml in
 the current directory, or --config):

@@ -17,7 +17,8 @@ func init() {
 		Kinds: []string{"Job", "CronJob", "TrainingJob"},
 		Check: func(p *lint.Pass) {
 			for _, w := range p.Set.Workloads {
-				if !w.Batch || w.Job.BackoffLimit != nil || w.Job.ActiveDeadlineSeconds != nil {
+				// JobSet's child Jobs are bounded by the JobSet's failurePolicy.
+				if (w.Kind != "Job" && w.Kind != "CronJob") || w.Job.BackoffLimit != nil || w.Job.ActiveDeadlineSeconds != nil {
 					continue
 				}
 				sev, cost := backend.SeverityInfo, ""

@@ -34,7 +34,8 @@ func All() []*lint.Rule {
 }
 
 // Kinds that carry a pod template, for the catalogue.
-var podKinds = []string{"Pod", "Job", "CronJob", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
+var podKinds = []string{"Pod", "Job", "CronJob", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet",
+	"ML operator kinds (PyTorchJob, TFJob, MPIJob, RayCluster, RayJob, JobSet, LeaderWorkerSet, …)"}
 
 // container is one container of a workload with its path.
 type container struct {

@@ -10,13 +10,14 @@ import (
 
 // servingContainers returns the containers of w that serve traffic, with
 // the reason w counts as a server, or nil when it does not. w must be a
-// Deployment, StatefulSet or ReplicaSet that declares a container port,
+// Deployment, StatefulSet, ReplicaSet or LeaderWorkerSet (multi-node model
+// servers) that declares a container port,
 // is selected by a Service, is scaled by an HPA or runs a known server.
 // Serving containers are those with ports, else those that look like
 // servers, else the first container.
 func servingContainers(s *lint.Set, w *lint.Workload) ([]int, string) {
 	switch w.Kind {
-	case "Deployment", "StatefulSet", "ReplicaSet":
+	case "Deployment", "StatefulSet", "ReplicaSet", "LeaderWorkerSet":
 	default:
 		return nil, ""
 	}
