@@ -29,6 +29,7 @@ type ReadError struct {
 	Err  error
 }
 
+// Error reads "read PATH: reason".
 func (e *ReadError) Error() string { return fmt.Sprintf("read %s: %v", e.Path, e.Err) }
 
 // ReadSources turns command-line arguments into sources: "-" reads stdin,

@@ -33,6 +33,7 @@ type ExitError struct {
 	Msg  string
 }
 
+// Error returns the message main prints after "error: ".
 func (e *ExitError) Error() string { return e.Msg }
 
 // ExitCode returns the process exit code.
