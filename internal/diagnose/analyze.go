@@ -300,18 +300,25 @@ type generator struct{ kind, name string }
 // "api-gateway-…" out of the scope of "api".
 func (c *Context) generatedBy(kind, name string) bool {
 	for _, g := range c.generated {
-		rest, ok := strings.CutPrefix(name, g.name+"-")
-		if !ok || rest == "" {
-			continue
-		}
-		dashes := strings.Count(rest, "-")
-		switch {
-		case g.kind == "job" && kind == "Pod" && dashes == 0,
-			g.kind == "deployment" && kind == "ReplicaSet" && dashes == 0,
-			g.kind == "deployment" && kind == "Pod" && dashes == 1,
-			g.kind == "statefulset" && kind == "Pod" && strings.Trim(rest, "0123456789") == "":
+		if g.generates(kind, name) {
 			return true
 		}
+	}
+	return false
+}
+
+func (g generator) generates(kind, name string) bool {
+	rest, ok := strings.CutPrefix(name, g.name+"-")
+	if !ok || rest == "" {
+		return false
+	}
+	dashes := strings.Count(rest, "-")
+	switch {
+	case g.kind == "job" && kind == "Pod" && dashes == 0,
+		g.kind == "deployment" && kind == "ReplicaSet" && dashes == 0,
+		g.kind == "deployment" && kind == "Pod" && dashes == 1,
+		g.kind == "statefulset" && kind == "Pod" && strings.Trim(rest, "0123456789") == "":
+		return true
 	}
 	return false
 }

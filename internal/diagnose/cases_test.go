@@ -43,6 +43,8 @@ var cases = []caseWant{
 		words: []string{"restarted 13 times", "vineyard.sock", "Pod/llm-kvcache-0 cannot start (untolerated-taint)", "downstream"}},
 	{file: "C05.yaml", target: ref("service", "training"), rule: "untolerated-taint", object: "Pod/training-6c9d8f7b5-x2x9q", permanent: true, first: true,
 		words: []string{"requests a GPU but does not tolerate", "autoscaler", "NotTriggerScaleUp", "operator: Exists, effect: NoSchedule"}},
+	{file: "C05-snippet.yaml", target: ref("service", "training"), rule: "untolerated-taint", object: "Pod/training-6c9d8f7b5-x2x9q", permanent: true, first: true,
+		words: []string{"requests a GPU but does not tolerate", "NotTriggerScaleUp"}},
 	{file: "C08.yaml", target: ref("job", "notebook-task"), rule: "quota-requires-resources", object: "Job/notebook-task", permanent: true, first: true,
 		words: []string{"has no pods", "default-quota", "limits.cpu,limits.memory,requests.cpu,requests.memory", "LimitRange"}},
 	{file: "C09.yaml", target: ref("service", "tf-model"), rule: "hpa-metrics-unavailable", object: "HorizontalPodAutoscaler/tf-model", permanent: true, first: true,

@@ -48,7 +48,51 @@ func runScheduling(c *Context) []backend.Finding {
 		}
 		out = append(out, schedulePod(c, p)...)
 	}
+	for _, p := range c.unsavedPendingPods() {
+		out = append(out, schedulePod(c, p)...)
+	}
 	return out
+}
+
+// unsavedPendingPods stands in for pods that scheduling events mention but
+// the state does not hold (a dump of the workload and its events only): a
+// Pending pod with that name and the pod template of the workload in scope
+// that generated it.
+func (c *Context) unsavedPendingPods() []*corev1.Pod {
+	saved := map[string]bool{}
+	for i := range c.State.Pods {
+		saved[c.State.Pods[i].Name] = true
+	}
+	var out []*corev1.Pod
+	for _, e := range c.ScopeEvents() {
+		o := e.InvolvedObject
+		if o.Kind != "Pod" || saved[o.Name] || (e.Reason != "FailedScheduling" && e.Reason != "NotTriggerScaleUp") {
+			continue
+		}
+		if t := c.templateFor(o.Name); t != nil {
+			saved[o.Name] = true
+			p := &corev1.Pod{ObjectMeta: t.ObjectMeta, Spec: t.Spec, Status: corev1.PodStatus{Phase: corev1.PodPending}}
+			p.Name, p.Namespace = o.Name, o.Namespace
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// templateFor returns the pod template of the Job or Deployment in scope
+// whose generated pod names include pod, or nil.
+func (c *Context) templateFor(pod string) *corev1.PodTemplateSpec {
+	for _, j := range c.jobs {
+		if (generator{"job", j.Name}).generates("Pod", pod) {
+			return &j.Spec.Template
+		}
+	}
+	for _, d := range c.deployments {
+		if (generator{"deployment", d.Name}).generates("Pod", pod) {
+			return &d.Spec.Template
+		}
+	}
+	return nil
 }
 
 func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
