@@ -260,3 +260,51 @@ func TestLiveMissingTarget(t *testing.T) {
 		t.Fatalf("error = %v, want ErrNotFound", err)
 	}
 }
+
+// C12 and C13 live: under restartPolicy OnFailure the kubelet restarts the
+// container in place, so status.failed stays 0 while the Job runs; when the
+// Job controller finally fails it, it deletes the pod and its logs.
+func TestLiveOnFailureJobs(t *testing.T) {
+	c := cluster.Start(t, opts)
+	cs := c.Client(t)
+	ns := c.Namespace(t, "diag-onfailure")
+	ctx := context.Background()
+	job := func(name string, backoff int32) *batchv1.Job {
+		return &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: batchv1.JobSpec{
+				BackoffLimit: &backoff,
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+						cluster.AnnotationSimReason: "CrashLoopBackOff", cluster.AnnotationSimExitCode: "1", cluster.AnnotationSimDuration: "200ms",
+					}},
+					Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyOnFailure, Containers: []corev1.Container{container(0)}},
+				},
+			},
+		}
+	}
+	_, err := cs.BatchV1().Jobs(ns).Create(ctx, job("looping", 1000), metav1.CreateOptions{})
+	must(t, err)
+	f, _ := waitFinding(t, cs, ns, backend.Ref{Kind: "job", Name: "looping"}, "job-restarting-in-place")
+	contains(t, f, "restartPolicy OnFailure", "status.failed stays 0", "restartPolicy: Never")
+
+	_, err = cs.BatchV1().Jobs(ns).Create(ctx, job("nightly", 1), metav1.CreateOptions{})
+	must(t, err)
+	ref := backend.Ref{Kind: "job", Name: "nightly"}
+	f, _ = waitFinding(t, cs, ns, ref, "job-backoff-limit-exceeded")
+	// The controller deletes the pod after it sets the Failed condition.
+	must(t, wait.PollUntilContextTimeout(ctx, 300*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		fs, err := diagnose.Diagnose(ctx, cs, ns, ref)
+		if err != nil {
+			return false, nil
+		}
+		for _, g := range fs {
+			if g.RuleID == "job-backoff-limit-exceeded" && strings.Contains(g.Message, "logs are gone") {
+				f = g
+				return true, nil
+			}
+		}
+		return false, nil
+	}))
+	contains(t, f, "restartPolicy OnFailure", "Deleted pod")
+}
