@@ -308,3 +308,39 @@ func TestLiveOnFailureJobs(t *testing.T) {
 	}))
 	contains(t, f, "restartPolicy OnFailure", "Deleted pod")
 }
+
+// C02/C03 live: the real DaemonSet controller schedules a device plugin
+// that neither tolerates the GPU taint nor matches the CPU node's labels on
+// no node.
+func TestLiveDevicePluginOnNoNode(t *testing.T) {
+	c := cluster.Start(t, opts)
+	cs := c.Client(t)
+	ns := c.Namespace(t, "diag-ds")
+	ctx := context.Background()
+	labels := map[string]string{"name": "nvidia-device-plugin-ds"}
+	_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "nvidia-device-plugin-daemonset"},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					NodeSelector: map[string]string{"nvidia.com/gpu.present": "true"},
+					Tolerations:  []corev1.Toleration{{Key: "CriticalAddonsOnly", Operator: corev1.TolerationOpExists}},
+					Containers:   []corev1.Container{{Name: "nvidia-device-plugin-ctr", Image: "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"}},
+				},
+			},
+		},
+	}, metav1.CreateOptions{})
+	must(t, err)
+	// Wait until the controller has written its status (observedGeneration).
+	must(t, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		d, err := cs.AppsV1().DaemonSets(ns).Get(ctx, "nvidia-device-plugin-daemonset", metav1.GetOptions{})
+		return err == nil && d.Status.ObservedGeneration >= d.Generation, nil
+	}))
+	f, _ := waitFinding(t, cs, ns, backend.Ref{Kind: "daemonset", Name: "nvidia-device-plugin-daemonset"}, "daemonset-not-scheduled")
+	if !f.Permanent {
+		t.Errorf("a DaemonSet no node accepts is permanent")
+	}
+	contains(t, f, "GPU device plugin", "taint nvidia.com/gpu=present:NoSchedule is not tolerated", "nvidia.com/gpu.present=true", "operator: Exists")
+}
