@@ -20,6 +20,12 @@ func nodeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 	if depth > 100 {
 		return fmt.Errorf("nesting deeper than 100 levels")
 	}
+	if buf.Len() > maxObjectJSON {
+		// Aliases can make a small document expand exponentially; the API
+		// server would refuse an object this large anyway (etcd's limit is
+		// 1.5 MiB).
+		return fmt.Errorf("the object expands to more than %d MiB (aliases referring to aliases?)", maxObjectJSON>>20)
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {
@@ -91,6 +97,9 @@ func nodeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 	buf.WriteString("null")
 	return nil
 }
+
+// maxObjectJSON bounds one object's JSON form, in bytes.
+const maxObjectJSON = 4 << 20
 
 // keyError is a mapping key that is not a scalar (often an unrendered
 // template such as {{ .Values.x }}).

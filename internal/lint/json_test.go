@@ -3,6 +3,8 @@ package lint
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"reflect"
 	"testing"
 
@@ -69,5 +71,17 @@ func TestTemplateKeysAreReportedAtTheirLine(t *testing.T) {
 	}
 	if len(d.objects) != 1 || d.objects[0].Name != "p" {
 		t.Errorf("objects = %d, want pod p still read", len(d.objects))
+	}
+}
+
+func TestAliasBombIsRefused(t *testing.T) {
+	src := "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nx0: &a0 [" + strings.Repeat("xxxxxxxxxx,", 9) + "x]\n"
+	for i := 1; i <= 9; i++ {
+		src += fmt.Sprintf("x%d: &a%d [%s*a%d]\n", i, i, strings.Repeat(fmt.Sprintf("*a%d,", i-1), 9), i-1)
+	}
+	d := &decoder{src: Source{Name: "bomb.yaml", Data: []byte(src)}}
+	d.decode()
+	if len(d.findings) != 1 || d.findings[0].RuleID != RuleInputSchema.ID || !strings.Contains(d.findings[0].Message, "MiB") {
+		t.Fatalf("findings = %+v, want one PTL-IN-004 about the size", d.findings)
 	}
 }
