@@ -228,12 +228,20 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 	if !strings.Contains(apiVersion.Value, "/") {
 		group = ""
 	}
-	if kind.Value == "List" && group == "" {
-		items := field(n, "items")
-		if items != nil && items.Kind == yaml.SequenceNode {
-			for _, it := range items.Content {
-				d.object(it, lineOffset, docIndex)
+	if items := field(n, "items"); strings.HasSuffix(kind.Value, "List") && items != nil && items.Kind == yaml.SequenceNode {
+		// kubectl's v1 List, or a typed list from the API (DeploymentList)
+		// whose items carry no apiVersion and kind of their own.
+		itemKind := strings.TrimSuffix(kind.Value, "List")
+		for _, it := range items.Content {
+			if it.Kind == yaml.MappingNode && itemKind != "" {
+				if field(it, "kind") == nil {
+					it.Content = append(it.Content, scalar("kind", it), scalar(itemKind, it))
+				}
+				if field(it, "apiVersion") == nil {
+					it.Content = append(it.Content, scalar("apiVersion", it), scalar(apiVersion.Value, it))
+				}
 			}
+			d.object(it, lineOffset, docIndex)
 		}
 		return
 	}
@@ -324,6 +332,12 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 	o.Typed = typed
 	o.hpaV1 = kind.Value == "HorizontalPodAutoscaler" && apiVersion.Value == "autoscaling/v1"
 	d.objects = append(d.objects, o)
+}
+
+// scalar returns a string node placed at at's position, for fields a typed
+// list implies.
+func scalar(value string, at *yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, Line: at.Line, Column: at.Column}
 }
 
 func groupVersionHint(kind string) string {

@@ -140,6 +140,23 @@ items:
 	}
 }
 
+func TestTypedListItemsTakeTheListsKind(t *testing.T) {
+	res := lintString(t, "deployments.yaml", `apiVersion: apps/v1
+kind: DeploymentList
+items:
+- metadata: {name: web}
+  spec:
+    selector: {matchLabels: {app: web}}
+    template:
+      metadata: {labels: {app: web}}
+      spec: {containers: [{name: c, image: "web:latest"}]}
+`)
+	fs := findingsOf(res, "PTL-IMG-001")
+	if len(fs) != 1 || fs[0].Object != "Deployment/web" || fs[0].Line != 9 {
+		t.Fatalf("want PTL-IMG-001 on Deployment/web at line 9, got:\n%s", dump(res))
+	}
+}
+
 func TestDisableByOptionAnnotationAndSeverityOverride(t *testing.T) {
 	data := `apiVersion: v1
 kind: Pod
