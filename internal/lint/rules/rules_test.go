@@ -252,6 +252,12 @@ spec:
 `, 1, "", "maxSurge 1"},
 		{"petrel gpu service default strategy", "PTL-SRV-003", petrelHeader + "kind: InferenceService\nmetadata: {name: s}\nspec: {command: [python3, serve.py], port: 8080, resources: {gpu: 1}}\n", 1, "", "25%"},
 		{"petrel gpu service maxSurge 0", "PTL-SRV-003", petrelHeader + "kind: InferenceService\nmetadata: {name: s}\nspec: {command: [python3, serve.py], port: 8080, resources: {gpu: 1}, strategy: {maxSurge: \"0\", maxUnavailable: \"1\"}}\n", 0, "", ""},
+		{"probe on an undeclared named port", "PTL-SRV-004", deployment(1, "      containers: [{name: c, image: i:1, ports: [{containerPort: 8000}], readinessProbe: {httpGet: {path: /ready, port: http}}}]\n"), 1, backend.SeverityError, `port "http"`},
+		{"probe on a declared named port", "PTL-SRV-004", deployment(1, "      containers: [{name: c, image: i:1, ports: [{name: http, containerPort: 8000}], readinessProbe: {tcpSocket: {port: http}}}]\n"), 0, "", ""},
+		{"service targetPort name not in pods", "PTL-SRV-005", deployment(1, "      containers: [{name: c, image: i:1, ports: [{name: web, containerPort: 8000}], readinessProbe: {httpGet: {path: /, port: web}}}]\n") +
+			"---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {app: d}, ports: [{port: 80, targetPort: http}]}\n", 1, backend.SeverityError, `targetPort "http"`},
+		{"service targetPort name in pods", "PTL-SRV-005", deployment(1, "      containers: [{name: c, image: i:1, ports: [{name: http, containerPort: 8000}], readinessProbe: {httpGet: {path: /, port: http}}}]\n") +
+			"---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {app: d}, ports: [{port: 80, targetPort: http}]}\n", 0, "", ""},
 		// HPA-001/002/003
 		{"container resource metric checks one container", "PTL-HPA-001", deployment(1, "      containers:\n      - {name: model, image: i:1, resources: {requests: {cpu: 1}}}\n      - {name: sidecar, image: s:1}\n") + `---
 apiVersion: autoscaling/v2
