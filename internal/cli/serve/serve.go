@@ -109,19 +109,22 @@ func Run(ctx context.Context, opts *Options) error {
 	return nil
 }
 
-// RolledOut reports whether every replica runs the service's current
-// generation, there are as many as desired and all are ready (a
-// Deployment's rollout is complete).
+// RolledOut reports whether the rollout is complete, as `kubectl rollout
+// status` decides: as many replicas as desired, all of the service's
+// current generation and ready. Replicas still terminating (draining) are
+// not counted.
 func RolledOut(s *backend.Service) bool {
-	if s.DesiredReplicas == 0 || int32(len(s.Replicas)) != s.DesiredReplicas || s.ReadyReplicas != s.DesiredReplicas {
-		return false
-	}
+	n := int32(0)
 	for _, r := range s.Replicas {
+		if r.Phase == "Terminating" {
+			continue
+		}
 		if r.Generation != s.Generation || !r.Ready {
 			return false
 		}
+		n++
 	}
-	return true
+	return s.DesiredReplicas > 0 && n == s.DesiredReplicas
 }
 
 // Wait polls the service until it is rolled out, reporting each new state
