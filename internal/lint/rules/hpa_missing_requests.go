@@ -56,7 +56,7 @@ func init() {
 							continue // the request defaults to the limit
 						}
 						p.Report(w.Object, w.ContainerPath(i).Key("resources"),
-							fmt.Sprintf("set resources.requests.%s on container %q", res, c.Name),
+							fmt.Sprintf("set resources.requests.%s on container %q (injected sidecars too), or scale on a ContainerResource metric of the model container", res, c.Name),
 							"HorizontalPodAutoscaler %s (%s:%d) scales this %s on %s utilization, but container %q has no %s request: the HPA reports \"missing request for %s\" and never scales",
 							h.Name, h.File, line(h), w.Kind, res, c.Name, res, res)
 					}

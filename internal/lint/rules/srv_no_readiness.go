@@ -13,7 +13,7 @@ func init() {
 		Why: "Without a readiness probe a pod joins the Service's endpoints as soon as its container starts, while the " +
 			"model is still loading, and a rolling update removes old pods before the new ones can answer: users see " +
 			"errors on every rollout and scale-up.",
-		Fix:   "add a readinessProbe on an endpoint that answers 200 only once the model is loaded (e.g. httpGet /ready or /v2/health/ready)",
+		Fix:   "add a readinessProbe on an endpoint that answers 200 only once the model is loaded (e.g. httpGet /ready or /v2/health/ready); with rolling updates keep maxUnavailable: 0 so old pods serve until new ones are ready",
 		Kinds: []string{"Deployment", "StatefulSet", "ReplicaSet", "Service", "InferenceService"},
 		Check: func(p *lint.Pass) {
 			for _, w := range p.Set.Workloads {
