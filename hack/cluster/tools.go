@@ -1,7 +1,7 @@
 //go:build tools
 
-// Package tools pins the Kubernetes commands that build.sh compiles, so that
-// `go mod tidy` keeps their dependencies in go.sum.
+// Package tools pins the commands that build.sh compiles, so that
+// `go mod tidy` keeps their dependencies in go.mod and go.sum.
 package tools
 
 import (
@@ -9,4 +9,6 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "sigs.k8s.io/kwok/cmd/kwok"
+	_ "sigs.k8s.io/kwok/cmd/kwokctl"
 )
