@@ -109,6 +109,7 @@ type Service struct {
 	nextIndex   int
 	events      []backend.Event
 	metric      string
+	conditions  []backend.Condition // last reported, for transition times
 	created     time.Time
 	deleted     bool
 	changed     chan struct{} // closed and replaced on every change
@@ -754,8 +755,23 @@ func (s *Service) statusLocked() backend.Service {
 	if !RolledOut(st) {
 		prog.Reason, prog.Message = "ReplicaSetUpdated", fmt.Sprintf("generation %d is progressing", s.generation)
 	}
-	st.Conditions = []backend.Condition{avail, prog}
+	st.Conditions = s.transitionLocked(avail, prog)
 	return st
+}
+
+// transitionLocked keeps each condition's lastTransitionTime from the
+// previous status while its status and reason are unchanged, as the
+// Deployment controller's SetDeploymentCondition does.
+func (s *Service) transitionLocked(conds ...backend.Condition) []backend.Condition {
+	for i, c := range conds {
+		for _, old := range s.conditions {
+			if old.Type == c.Type && old.Status == c.Status && old.Reason == c.Reason {
+				conds[i].LastTransitionTime = old.LastTransitionTime
+			}
+		}
+	}
+	s.conditions = slices.Clone(conds)
+	return conds
 }
 
 // autoscaleLoop runs the HPA sync every SyncPeriod and, for the
