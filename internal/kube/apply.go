@@ -132,7 +132,41 @@ func (b *Backend) Apply(ctx context.Context, docs []*spec.Document) ([]backend.A
 		}
 		out = append(out, backend.Applied{Kind: o.GetObjectKind().GroupVersionKind().Kind, Name: o.GetName(), Action: action})
 	}
+	if err := b.prune(ctx, set); err != nil {
+		return out, err
+	}
 	return out, nil
+}
+
+// prune deletes what an earlier apply made for an inference service and
+// this one no longer renders: the HPA once autoscaling is removed, the
+// Secret once no env var is secret. (A Job's pod template cannot change, so
+// jobs have nothing to prune.)
+func (b *Backend) prune(ctx context.Context, set *Set) error {
+	if b.dryRun {
+		return nil
+	}
+	rendered := map[string]bool{}
+	var services []Object
+	for _, o := range set.Objects {
+		kind := o.GetObjectKind().GroupVersionKind().Kind
+		rendered[o.GetNamespace()+"/"+kind+"/"+o.GetName()] = true
+		if kind == "Deployment" {
+			services = append(services, o)
+		}
+	}
+	for _, d := range services {
+		name, ns := d.GetName(), d.GetNamespace()
+		for kind, objName := range map[string]string{"HorizontalPodAutoscaler": name, "Secret": SecretName(KindService, name)} {
+			if rendered[ns+"/"+kind+"/"+objName] {
+				continue
+			}
+			if _, err := b.deleteSelected(ctx, ns, resources[kind], SelectorString(KindService, name), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // applyObject sends one server-side apply PATCH.
