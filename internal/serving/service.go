@@ -63,6 +63,22 @@ type Config struct {
 	OnEvent func(backend.Event)
 	// Clock drives the autoscaler's windows (default the real clock).
 	Clock clock.Clock
+	// Adopt lists replica processes a previous controller left running
+	// (see Detach); they are taken over instead of started, as the
+	// kubelet keeps running containers across its own restart.
+	Adopt []AdoptedReplica
+}
+
+// AdoptedReplica is a running replica handed from a detached Service (or
+// a previous server) to a new one.
+type AdoptedReplica struct {
+	Index      int
+	Generation int64
+	Port       int
+	Proc       Proc
+	// StartTime is when the process started (probes' initialDelaySeconds
+	// count from it).
+	StartTime time.Time
 }
 
 type replica struct {
@@ -112,6 +128,7 @@ type Service struct {
 	conditions  []backend.Condition // last reported, for transition times
 	created     time.Time
 	deleted     bool
+	detached    bool          // Detach: replicas left running for a successor
 	changed     chan struct{} // closed and replaced on every change
 	cpu         *CPUSampler
 	pokeCh      chan struct{}
@@ -158,6 +175,13 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	s.cpu = cpu
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mu.Lock()
+	for _, a := range cfg.Adopt {
+		r := s.addReplicaLocked(a.Index, a.Generation, a.Port)
+		s.attachLocked(r, a.Proc, a.StartTime, "Adopted", "adopted")
+		s.nextIndex = max(s.nextIndex, a.Index+1)
+	}
+	s.mu.Unlock()
 	s.loops.Add(2)
 	go s.reconcileLoop()
 	go s.autoscaleLoop()
@@ -437,22 +461,28 @@ func freePort() (int, error) {
 func (s *Service) createLocked() *replica {
 	idx := s.nextIndex
 	s.nextIndex++
-	r := &replica{index: idx, name: fmt.Sprintf("%s-%d", s.cfg.Name, idx), generation: s.generation,
-		phase: PhasePending, removed: make(chan struct{}), backoff: s.cfg.BackOff}
-	r.grace = time.Duration(v1alpha1.DefaultTerminationGracePeriodSeconds) * time.Second
-	if g := s.spec.TerminationGracePeriodSeconds; g != nil {
-		r.grace = time.Duration(*g) * time.Second
-	}
 	port, err := freePort()
 	if err != nil {
 		s.eventLocked("Warning", "FailedCreate", err.Error())
 	}
-	r.port = port
+	r := s.addReplicaLocked(idx, s.generation, port)
+	s.startLocked(r)
+	return r
+}
+
+// addReplicaLocked records a replica (not yet running) and registers it,
+// not ready, with the load balancer.
+func (s *Service) addReplicaLocked(idx int, generation int64, port int) *replica {
+	r := &replica{index: idx, name: fmt.Sprintf("%s-%d", s.cfg.Name, idx), generation: generation,
+		phase: PhasePending, removed: make(chan struct{}), backoff: s.cfg.BackOff, port: port}
+	r.grace = time.Duration(v1alpha1.DefaultTerminationGracePeriodSeconds) * time.Second
+	if g := s.spec.TerminationGracePeriodSeconds; g != nil {
+		r.grace = time.Duration(*g) * time.Second
+	}
 	r.spec = s.replicaSpecLocked(r)
 	s.replicas = append(s.replicas, r)
 	u, _ := url.Parse("http://127.0.0.1:" + strconv.Itoa(port))
 	s.lb.Add(r.name, u)
-	s.startLocked(r)
 	return r
 }
 
@@ -519,10 +549,16 @@ func (s *Service) startLocked(r *replica) {
 		s.scheduleRestartLocked(r, time.Now())
 		return
 	}
-	r.proc, r.startTime, r.phase, r.ready, r.killReason = proc, time.Now(), PhaseRunning, false, ""
+	s.attachLocked(r, proc, time.Now(), "Started", "started")
+}
+
+// attachLocked makes proc r's running process: probes start (readiness
+// false until they pass) and its exit is watched.
+func (s *Service) attachLocked(r *replica, proc Proc, started time.Time, reason, verb string) {
+	r.proc, r.startTime, r.phase, r.ready, r.killReason = proc, started, PhaseRunning, false, ""
 	s.lb.SetReady(r.name, false)
 	s.cpu.Forget(r.name)
-	s.eventLocked("Normal", "Started", fmt.Sprintf("started replica %s (pid %d, port %d)", r.name, proc.Pid(), r.port))
+	s.eventLocked("Normal", reason, fmt.Sprintf("%s replica %s (pid %d, port %d)", verb, r.name, proc.Pid(), r.port))
 	pctx, cancel := context.WithCancel(s.ctx)
 	r.stopProbes = cancel
 	pr := &Prober{
@@ -594,7 +630,7 @@ func (s *Service) watchExit(r *replica, proc Proc) {
 	proc.Signal(syscall.SIGKILL) //nolint:errcheck // reap the rest of the group
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r.proc != proc {
+	if r.proc != proc || s.detached {
 		return
 	}
 	r.stopProbes()
@@ -684,6 +720,34 @@ func (s *Service) Delete(ctx context.Context) error {
 	s.loops.Wait()
 	s.lb.Close()
 	return err
+}
+
+// Detach stops the controller — its reconcile and autoscaling loops, the
+// probes and the load balancer — but leaves the replica processes running,
+// and returns them for a successor's Config.Adopt (a server restart, like
+// the kubelet's, does not restart workloads). Replicas that are draining
+// finish stopping.
+func (s *Service) Detach() []AdoptedReplica {
+	s.mu.Lock()
+	if s.deleted {
+		s.mu.Unlock()
+		return nil
+	}
+	s.deleted, s.detached = true, true
+	var out []AdoptedReplica
+	for _, r := range s.replicas {
+		if r.stopProbes != nil {
+			r.stopProbes()
+		}
+		if r.proc != nil && !r.terminating {
+			out = append(out, AdoptedReplica{Index: r.index, Generation: r.generation, Port: r.port, Proc: r.proc, StartTime: r.startTime})
+		}
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.loops.Wait()
+	s.lb.Close()
+	return out
 }
 
 // Wait blocks until cond holds for the service's status or ctx ends.

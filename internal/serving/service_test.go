@@ -418,3 +418,51 @@ func TestServiceCrashingReplicaBacksOff(t *testing.T) {
 		t.Errorf("with no ready replica the service answered %d %s", code, body)
 	}
 }
+
+func TestServiceDetachLeavesReplicasRunningForASuccessorToAdopt(t *testing.T) {
+	spec := testSpec(t.TempDir(), 2)
+	s1 := startService(t, Config{Spec: spec})
+	st := waitFor(t, s1, 20*time.Second, "two ready replicas", func(st backend.Service) bool { return st.ReadyReplicas == 2 })
+	addr := strings.TrimPrefix(s1.URL(), "http://")
+	pids := map[string]int{}
+	for _, r := range st.Replicas {
+		pids[r.Name] = pidOf(t, s1, r.Name)
+	}
+	adopted := s1.Detach()
+	if len(adopted) != 2 {
+		t.Fatalf("detach handed over %d replicas, want 2", len(adopted))
+	}
+	for _, a := range adopted {
+		if !groupAlive(t, a.Proc.Pid()) {
+			t.Fatalf("replica %d stopped on detach", a.Index)
+		}
+	}
+
+	s2 := startService(t, Config{Spec: spec, Addr: addr, Adopt: adopted})
+	st = waitFor(t, s2, 20*time.Second, "adopted replicas ready", func(st backend.Service) bool { return st.ReadyReplicas == 2 })
+	if s2.URL() != s1.URL() {
+		t.Errorf("URL changed from %s to %s", s1.URL(), s2.URL())
+	}
+	for _, r := range st.Replicas {
+		if pidOf(t, s2, r.Name) != pids[r.Name] || r.Restarts != 0 {
+			t.Errorf("replica %s: pid %d (was %d), restarts %d: it was restarted, not adopted", r.Name, pidOf(t, s2, r.Name), pids[r.Name], r.Restarts)
+		}
+	}
+	if code, _ := get(t, s2.URL()+"/sleep?ms=1"); code != 200 {
+		t.Fatalf("request through the successor: %d", code)
+	}
+	// The successor supervises what it adopted: a killed replica restarts.
+	victim := st.Replicas[0].Name
+	syscall.Kill(pids[victim], syscall.SIGKILL)
+	waitFor(t, s2, 20*time.Second, "adopted replica restarted", func(st backend.Service) bool {
+		for _, r := range st.Replicas {
+			if r.Name == victim && r.Restarts == 1 && r.Ready {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(s2.Status().Replicas); n != 2 {
+		t.Errorf("%d replicas after adoption, want 2 (no extra replicas started)", n)
+	}
+}
