@@ -134,7 +134,7 @@ func (e *Engine) Close() error {
 	}
 	e.mu.Unlock()
 	e.wg.Wait()
-	e.stopServices()
+	e.detachServices()
 	return e.store.Close()
 }
 

@@ -28,9 +28,10 @@ import (
 // service, with its load balancer in this process and each replica under
 // its own shim (so CPU and memory limits apply as for training attempts).
 // The desired state (spec, generation, load-balancer port, a `petrel
-// scale` count) is in the store's services table; after a server restart
-// leftover replicas are stopped and the service is started again on the
-// same port.
+// scale` count) is in the store's services table. A server that stops
+// leaves the replicas running; the next one adopts those still alive
+// (replica.json says which replica a directory holds) and serves on the
+// same port again.
 
 // serviceRecord is a service's stored desired state.
 type serviceRecord struct {
@@ -89,7 +90,7 @@ func (e *Engine) serviceEnv(rec *serviceRecord) ([]string, string, error) {
 
 // startService starts the controller for rec on its recorded port (a new
 // one when 0 or taken). Caller holds e.mu.
-func (e *Engine) startService(rec *serviceRecord) (*serviceState, error) {
+func (e *Engine) startService(rec *serviceRecord, adopt []serving.AdoptedReplica) (*serviceState, error) {
 	env, wd, err := e.serviceEnv(rec)
 	if err != nil {
 		return nil, err
@@ -97,7 +98,7 @@ func (e *Engine) startService(rec *serviceRecord) (*serviceState, error) {
 	runner := &shimRunner{e: e}
 	runner.setResources(rec.Spec.Resources)
 	cfg := serving.Config{Name: rec.Name, Spec: rec.Spec, Generation: rec.Generation, Runner: runner,
-		Env: env, Dir: wd, LogDir: filepath.Join(e.serviceDir(rec.Name), "replicas"), Addr: "127.0.0.1:0"}
+		Env: env, Dir: wd, LogDir: filepath.Join(e.serviceDir(rec.Name), "replicas"), Addr: "127.0.0.1:0", Adopt: adopt}
 	if rec.Port != 0 {
 		cfg.Addr = "127.0.0.1:" + strconv.Itoa(rec.Port)
 	}
@@ -148,7 +149,7 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 		return "configured", nil
 	}
 	rec := &serviceRecord{Name: name, Spec: o.Spec, Dir: dir, Generation: 1, CreationTime: time.Now()}
-	st, err := e.startService(rec)
+	st, err := e.startService(rec, nil)
 	if err != nil {
 		return "", err
 	}
@@ -189,8 +190,8 @@ func (e *Engine) loadServices() error {
 		if _, ok := e.services[rec.Name]; ok {
 			continue // applied again meanwhile
 		}
-		stopLeftoverReplicas(filepath.Join(e.serviceDir(rec.Name), "replicas"))
-		st, err := e.startService(rec)
+		adopted := e.adoptReplicas(filepath.Join(e.serviceDir(rec.Name), "replicas"))
+		st, err := e.startService(rec, adopted)
 		if err != nil {
 			e.cfg.Logf("service %s cannot start again: %v", rec.Name, err)
 			continue
@@ -201,29 +202,11 @@ func (e *Engine) loadServices() error {
 	return nil
 }
 
-// stopLeftoverReplicas kills the replica process groups (and their shims)
-// recorded under dir, then removes dir.
-func stopLeftoverReplicas(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, ent := range entries {
-		var p ShimPids
-		if err := readJSON(filepath.Join(dir, ent.Name(), shimPidsFile), &p); err != nil {
-			continue
-		}
-		if alive(p.Pid, p.StartTicks) {
-			_ = killGroup(p.Pid)
-		}
-		if alive(p.ShimPid, p.ShimStartTicks) {
-			_ = syscall.Kill(p.ShimPid, syscall.SIGKILL)
-		}
-	}
-	_ = os.RemoveAll(dir)
-}
-
-// stopServices stops every service's replicas and load balancer (Close
-// calls it after the reconcilers stopped); their records stay, so the next
-// server starts them again.
-func (e *Engine) stopServices() {
+// detachServices stops every service's controller and load balancer
+// (Close calls it after the reconcilers stopped) and leaves the replicas
+// running under their shims, as training attempts are; the next server
+// adopts them and serves on the same port again.
+func (e *Engine) detachServices() {
 	e.mu.Lock()
 	states := make([]*serviceState, 0, len(e.services))
 	for _, st := range e.services {
@@ -231,17 +214,9 @@ func (e *Engine) stopServices() {
 	}
 	e.services = nil
 	e.mu.Unlock()
-	var wg sync.WaitGroup
 	for _, st := range states {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			_ = st.svc.Delete(ctx)
-		}()
+		st.svc.Detach()
 	}
-	wg.Wait()
 }
 
 func (e *Engine) serviceStatus(st *serviceState) backend.Service {
@@ -399,6 +374,9 @@ func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.P
 	if err := writeJSONAtomic(filepath.Join(dir, shimConfigFile), cfg); err != nil {
 		return nil, fmt.Errorf("write replica config: %w", err)
 	}
+	if err := writeJSONAtomic(filepath.Join(dir, replicaFile), replicaInfo{rs.Index, rs.Generation, rs.Port}); err != nil {
+		return nil, fmt.Errorf("write replica record: %w", err)
+	}
 	shimArgv := append(append([]string(nil), r.e.cfg.ShimArgv...), dir)
 	shim := exec.Command(shimArgv[0], shimArgv[1:]...)
 	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -406,27 +384,102 @@ func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.P
 	if err := shim.Start(); err != nil {
 		return nil, fmt.Errorf("start the shim for replica %s: %w", rs.Name, err)
 	}
-	p := &shimProc{dir: dir, shim: shim, wait: make(chan serving.Exit, 1), done: make(chan struct{})}
+	p := newShimProc(dir, shim.Process.Pid)
 	go func() {
 		_ = shim.Wait()
-		var st ShimStatus
-		ex := serving.Exit{Code: 128, Reason: backend.ReasonError}
-		if err := readJSON(filepath.Join(dir, shimStatusFile), &st); err == nil {
-			ex.Code, ex.Signal = int(st.ExitCode), st.Signal
-			switch {
-			case st.StartError != "":
-				ex.Reason = backend.ReasonStartError
-			case st.OOMKilled:
-				ex.Reason = backend.ReasonOOMKilled
-			case st.ExitCode == 0:
-				ex.Reason = backend.ReasonCompleted
-			}
-		}
-		p.wait <- ex
-		close(p.wait)
-		close(p.done)
+		p.finish()
 	}()
 	return p, nil
+}
+
+// replicaFile records which replica a directory holds, for adoption.
+const replicaFile = "replica.json"
+
+type replicaInfo struct {
+	Index      int   `json:"index"`
+	Generation int64 `json:"generation"`
+	Port       int   `json:"port"`
+}
+
+func newShimProc(dir string, shimPid int) *shimProc {
+	return &shimProc{dir: dir, pid: shimPid, wait: make(chan serving.Exit, 1), done: make(chan struct{})}
+}
+
+// finish reports the replica's exit from the shim's status file (a lost
+// shim without one is an Error with code 128).
+func (p *shimProc) finish() {
+	var st ShimStatus
+	ex := serving.Exit{Code: 128, Reason: backend.ReasonError}
+	if err := readJSON(filepath.Join(p.dir, shimStatusFile), &st); err == nil {
+		ex.Code, ex.Signal = int(st.ExitCode), st.Signal
+		switch {
+		case st.StartError != "":
+			ex.Reason = backend.ReasonStartError
+		case st.OOMKilled:
+			ex.Reason = backend.ReasonOOMKilled
+		case st.ExitCode == 0:
+			ex.Reason = backend.ReasonCompleted
+		}
+	}
+	p.wait <- ex
+	close(p.wait)
+	close(p.done)
+}
+
+// watchAdopted waits for an adopted replica (whose shim is not our child,
+// so it cannot be wait()ed) by polling its status file and its shim's
+// liveness, as adopt does for training attempts.
+func (p *shimProc) watchAdopted(ctx context.Context, pids ShimPids) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, err := os.Stat(filepath.Join(p.dir, shimStatusFile)); err == nil {
+			p.finish()
+			return
+		}
+		if !alive(pids.ShimPid, pids.ShimStartTicks) {
+			if _, err := os.Stat(filepath.Join(p.dir, shimStatusFile)); err != nil && alive(pids.Pid, pids.StartTicks) {
+				_ = killGroup(pids.Pid) // a workload without its shim is lost
+			}
+			p.finish()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// adoptReplicas returns the replicas under dir whose shim and workload
+// still run (left by a previous server) and stops and removes the rest.
+func (e *Engine) adoptReplicas(dir string) []serving.AdoptedReplica {
+	var out []serving.AdoptedReplica
+	entries, _ := os.ReadDir(dir)
+	for _, ent := range entries {
+		rdir := filepath.Join(dir, ent.Name())
+		var p ShimPids
+		var info replicaInfo
+		pidsErr := readJSON(filepath.Join(rdir, shimPidsFile), &p)
+		infoErr := readJSON(filepath.Join(rdir, replicaFile), &info)
+		if pidsErr == nil && infoErr == nil && alive(p.ShimPid, p.ShimStartTicks) && alive(p.Pid, p.StartTicks) {
+			proc := newShimProc(rdir, p.ShimPid)
+			go proc.watchAdopted(e.ctx, p)
+			out = append(out, serving.AdoptedReplica{Index: info.Index, Generation: info.Generation, Port: info.Port, Proc: proc, StartTime: p.Started})
+			continue
+		}
+		if pidsErr == nil {
+			if alive(p.Pid, p.StartTicks) {
+				_ = killGroup(p.Pid)
+			}
+			if alive(p.ShimPid, p.ShimStartTicks) {
+				_ = syscall.Kill(p.ShimPid, syscall.SIGKILL)
+			}
+		}
+		_ = os.RemoveAll(rdir)
+	}
+	return out
 }
 
 // shimProc is a replica under its shim. Pid is the shim's: the workload
@@ -434,12 +487,12 @@ func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.P
 // the workload's process group from pids.json.
 type shimProc struct {
 	dir  string
-	shim *exec.Cmd
+	pid  int // the shim's
 	wait chan serving.Exit
 	done chan struct{} // closed once the shim has exited
 }
 
-func (p *shimProc) Pid() int                  { return p.shim.Process.Pid }
+func (p *shimProc) Pid() int                  { return p.pid }
 func (p *shimProc) Wait() <-chan serving.Exit { return p.wait }
 
 func (p *shimProc) Signal(sig syscall.Signal) error {

@@ -111,7 +111,8 @@ func TestEngineRunsAServiceAcrossScaleRestartAndDelete(t *testing.T) {
 	}
 
 	// A restarted server brings the service back on the same URL, with the
-	// scaled count.
+	// scaled count, adopting the replica that kept running meanwhile.
+	before := replicaPids(t, e, "web")
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +123,18 @@ func TestEngineRunsAServiceAcrossScaleRestartAndDelete(t *testing.T) {
 	if st.URL != url || st.DesiredReplicas != 1 {
 		t.Errorf("after restart: URL %s (was %s), desired %d (want 1)", st.URL, url, st.DesiredReplicas)
 	}
+	if resp, err := http.Get(url + "/hello.txt"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET after the restart: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	pids := replicaPids(t, e, "web")
-	if len(pids) != 1 {
-		t.Fatalf("found %d live replica processes, want 1", len(pids))
+	if len(pids) != 1 || len(before) != 1 || pids[0] != before[0] {
+		t.Fatalf("replica processes %v after the restart, %v before: want the same one, adopted", pids, before)
+	}
+	if st.Replicas[0].Restarts != 0 {
+		t.Errorf("the adopted replica shows %d restarts", st.Replicas[0].Restarts)
 	}
 	if err := e.Delete(context.Background(), backend.Ref{Kind: "service", Name: "web"}); err != nil {
 		t.Fatal(err)
