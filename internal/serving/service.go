@@ -369,6 +369,12 @@ func (s *Service) reconcile() time.Duration {
 	for len(cur)+len(old) < n+surge && len(cur) < n {
 		cur = append(cur, s.createLocked())
 	}
+	if len(cur) > n { // scaled down during the rollout
+		for _, r := range pickForDeletion(cur, len(cur)-n) {
+			s.terminateLocked(r, "scale-down")
+			cur = slices.DeleteFunc(cur, func(x *replica) bool { return x == r })
+		}
+	}
 	readyCount := func(rs []*replica) int {
 		c := 0
 		for _, r := range rs {
