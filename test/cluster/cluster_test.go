@@ -157,9 +157,10 @@ func exitCodes(pods []corev1.Pod) []string {
 }
 
 // TestJobsOnFakeGPUNodes runs batch/v1 Jobs through the real Job controller
-// and scheduler on two fake GPU nodes, one per way a pod can end.
+// and scheduler on two fake GPU nodes (tainted) and one plain node, one
+// subtest per way a pod can end.
 func TestJobsOnFakeGPUNodes(t *testing.T) {
-	c := cluster.Start(t, cluster.Options{})
+	c := cluster.Start(t, cluster.Options{Nodes: 1})
 	nodes := c.AddNodes(t, 2, 4, true)
 	cs := c.Client(t)
 
@@ -271,7 +272,7 @@ func TestJobsOnFakeGPUNodes(t *testing.T) {
 		}
 	})
 
-	t.Run("restarting pod crash-loops with its exit code", func(t *testing.T) {
+	t.Run("restarting pod on the plain node crash-loops with its exit code", func(t *testing.T) {
 		t.Parallel()
 		ns := c.Namespace(t, "crash")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
