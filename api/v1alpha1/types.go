@@ -357,10 +357,11 @@ type HTTPGetAction struct {
 }
 
 // RollingUpdate mirrors apps/v1 RollingUpdateDeployment; values are replica
-// counts or percentages ("25%"), default 25% each.
+// counts or percentages ("25%"), default 25% each. As intstr.IntOrString,
+// a count may be written unquoted (maxSurge: 1).
 type RollingUpdate struct {
-	MaxSurge       string `yaml:"maxSurge,omitempty" json:"maxSurge,omitempty"`
-	MaxUnavailable string `yaml:"maxUnavailable,omitempty" json:"maxUnavailable,omitempty"`
+	MaxSurge       string `yaml:"maxSurge,omitempty" json:"maxSurge,omitempty" petrel:"intorstring"`
+	MaxUnavailable string `yaml:"maxUnavailable,omitempty" json:"maxUnavailable,omitempty" petrel:"intorstring"`
 }
 
 // SecretMask replaces secret values wherever petrel prints or returns a spec.

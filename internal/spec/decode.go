@@ -333,6 +333,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 type fieldInfo struct {
 	index []int
 	name  string
+	// intOrString marks a string field that also takes an unquoted integer
+	// (tag petrel:"intorstring"), as Kubernetes' intstr.IntOrString.
+	intOrString bool
 }
 
 // fields lists a struct's YAML fields by name, following ",inline".
@@ -351,7 +354,7 @@ func fields(t reflect.Type) map[string]fieldInfo {
 		if name == "" || name == "-" {
 			continue
 		}
-		out[name] = fieldInfo{index: []int{i}, name: name}
+		out[name] = fieldInfo{index: []int{i}, name: name, intOrString: f.Tag.Get("petrel") == "intorstring"}
 	}
 	return out
 }
@@ -379,6 +382,11 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 			}
 			sort.Strings(names)
 			d.fail(k, fp, "valid fields here: "+strings.Join(names, ", ")+suggest(k.Value, names), "unknown field %q", k.Value)
+			continue
+		}
+		if fi.intOrString && val.Kind == yaml.ScalarNode && val.Tag == "!!int" {
+			d.pos[fp] = Position{val.Line, val.Column}
+			v.FieldByIndex(fi.index).SetString(val.Value)
 			continue
 		}
 		d.value(val, v.FieldByIndex(fi.index), fp)

@@ -163,3 +163,17 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRollingUpdateBoundsTakeCountsAndPercentages(t *testing.T) {
+	docs, err := Parse("s.yaml", []byte("apiVersion: petrel.dev/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n  command: [x]\n  port: 8080\n  strategy: {maxSurge: 1, maxUnavailable: \"25%\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := docs[0].Object.(*v1alpha1.InferenceService).Spec.Strategy
+	if st.MaxSurge != "1" || st.MaxUnavailable != "25%" {
+		t.Fatalf("strategy %+v", st)
+	}
+	if _, err := Parse("s.yaml", []byte("apiVersion: petrel.dev/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n  command: [x]\n  port: 8080\n  strategy: {maxSurge: 1.5}\n")); err == nil || !strings.Contains(err.Error(), "spec.strategy.maxSurge") {
+		t.Fatalf("maxSurge 1.5: %v", err)
+	}
+}
