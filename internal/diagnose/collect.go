@@ -205,8 +205,58 @@ func Collect(ctx context.Context, cs kubernetes.Interface, namespace string, tar
 		return nil, fmt.Errorf("list DaemonSets: %w", err)
 	}
 
+	if err := collectNodePods(ctx, cs, s); err != nil {
+		return nil, err
+	}
 	collectLogs(ctx, cs, s)
 	return s, nil
+}
+
+// maxUsageNodes bounds how many nodes' pods Collect lists to tell busy
+// GPUs from free ones.
+const maxUsageNodes = 32
+
+// collectNodePods lists, when a pod in state waits for a node, the pods of
+// every namespace bound to the nodes that advertise the extended resources
+// (GPUs) it asks for, so the analysis can say how much of each is in use.
+func collectNodePods(ctx context.Context, cs kubernetes.Interface, s *State) error {
+	want := map[corev1.ResourceName]bool{}
+	for i := range s.Pods {
+		p := &s.Pods[i]
+		if !pendingUnscheduled(p) {
+			continue
+		}
+		for _, n := range podResourceNames(&p.Spec) {
+			if isGPUResource(n) {
+				want[n] = true
+			}
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	listed := 0
+	for _, n := range s.Nodes {
+		uses := false
+		for r := range want {
+			if q, ok := n.Status.Allocatable[r]; ok && !q.IsZero() {
+				uses = true
+			}
+		}
+		if !uses || listed == maxUsageNodes {
+			continue
+		}
+		listed++
+		pods, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
+		if apierrors.IsForbidden(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list pods on node %s: %w", n.Name, err)
+		}
+		s.NodePods = append(s.NodePods, pods.Items...)
+	}
+	return nil
 }
 
 // collectWorkloads lists the namespace's Jobs, Deployments, StatefulSets

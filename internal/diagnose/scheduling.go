@@ -340,11 +340,13 @@ func (c *Context) requested(node string, name corev1.ResourceName) resource.Quan
 	byNode, ok := c.usage[name]
 	if !ok {
 		byNode = map[string]*resource.Quantity{}
-		for i := range c.State.Pods {
-			p := &c.State.Pods[i]
-			if p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		seen := map[string]bool{}
+		for _, p := range append(ptrs(c.State.Pods), ptrs(c.State.NodePods)...) {
+			id := p.Namespace + "/" + p.Name
+			if seen[id] || p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 				continue
 			}
+			seen[id] = true
 			q := byNode[p.Spec.NodeName]
 			if q == nil {
 				q = &resource.Quantity{}
@@ -358,6 +360,14 @@ func (c *Context) requested(node string, name corev1.ResourceName) resource.Quan
 		return *q
 	}
 	return resource.Quantity{}
+}
+
+func ptrs(pods []corev1.Pod) []*corev1.Pod {
+	out := make([]*corev1.Pod, len(pods))
+	for i := range pods {
+		out[i] = &pods[i]
+	}
+	return out
 }
 
 // candidateNodes splits the nodes whose allocatable of name is at least req

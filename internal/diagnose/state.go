@@ -35,6 +35,10 @@ type State struct {
 	StatefulSets             []appsv1.StatefulSet
 	DaemonSets               []appsv1.DaemonSet
 	HorizontalPodAutoscalers []autoscalingv2.HorizontalPodAutoscaler
+	// NodePods are pods of any namespace bound to the nodes a Pending pod
+	// could use; they only count what those nodes have in use (requests),
+	// and are never analysed themselves.
+	NodePods []corev1.Pod
 	// Logs are the last lines of containers, usually of the previous
 	// (crashed) instance, as `kubectl logs --previous --tail 20` prints them.
 	Logs []ContainerLog
@@ -66,6 +70,7 @@ func (s *State) Merge(o *State) {
 	s.StatefulSets = append(s.StatefulSets, o.StatefulSets...)
 	s.DaemonSets = append(s.DaemonSets, o.DaemonSets...)
 	s.HorizontalPodAutoscalers = append(s.HorizontalPodAutoscalers, o.HorizontalPodAutoscalers...)
+	s.NodePods = append(s.NodePods, o.NodePods...)
 	s.Logs = append(s.Logs, o.Logs...)
 }
 
