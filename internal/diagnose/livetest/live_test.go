@@ -1,7 +1,9 @@
 package livetest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -17,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/cli/factory"
+	"github.com/petrel-dev/petrel/internal/cli/root"
 	"github.com/petrel-dev/petrel/internal/diagnose"
 	"github.com/petrel-dev/petrel/test/cluster"
 )
@@ -343,4 +347,45 @@ func TestLiveDevicePluginOnNoNode(t *testing.T) {
 		t.Errorf("a DaemonSet no node accepts is permanent")
 	}
 	contains(t, f, "GPU device plugin", "taint nvidia.com/gpu=present:NoSchedule is not tolerated", "nvidia.com/gpu.present=true", "operator: Exists")
+}
+
+// The whole command line on the Kubernetes target: petrel --target
+// kubernetes --kubeconfig … -n NS diagnose job/NAME -o json, through the
+// Kubernetes backend's Diagnose.
+func TestLiveCommandLine(t *testing.T) {
+	c := cluster.Start(t, opts)
+	cs := c.Client(t)
+	ns := c.Namespace(t, "diag-cli")
+	ctx := context.Background()
+	_, err := cs.CoreV1().Pods(ns).Create(ctx, pod("big", nil, true, container(4)), metav1.CreateOptions{})
+	must(t, err)
+	waitFinding(t, cs, ns, backend.Ref{Kind: "pod", Name: "big"}, "gpu-request-exceeds-nodes")
+
+	run := func(args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		f := &factory.Factory{IO: &factory.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}}
+		cmd := root.NewCmd(f)
+		cmd.SetArgs(append([]string{"--target", "kubernetes", "--kubeconfig", c.Kubeconfig, "-n", ns, "diagnose"}, args...))
+		cmd.SetOut(&out)
+		cmd.SetErr(&errOut)
+		err := cmd.ExecuteContext(ctx)
+		return out.String(), errOut.String(), err
+	}
+	out, stderr, err := run("pod/big", "-o", "json")
+	if err != nil {
+		t.Fatalf("petrel diagnose: %v\n%s", err, stderr)
+	}
+	var fs []backend.Finding
+	must(t, json.Unmarshal([]byte(out), &fs))
+	if len(fs) == 0 || fs[0].RuleID != "gpu-request-exceeds-nodes" || !fs[0].Permanent {
+		t.Fatalf("findings = %s", out)
+	}
+	out, _, err = run("pod/big")
+	must(t, err)
+	if !strings.Contains(out, "asks for 4 nvidia.com/gpu but the largest node has 1 — it will never schedule.") || !strings.Contains(out, "(permanent: will not resolve by waiting)") {
+		t.Errorf("text output:\n%s", out)
+	}
+	if _, _, err := run("job/absent"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("error for a missing job = %v, want ErrNotFound", err)
+	}
 }
