@@ -103,6 +103,9 @@ const (
 	ReasonBackoffLimitExceeded = "BackoffLimitExceeded"
 	ReasonDeadlineExceeded     = "DeadlineExceeded"
 	ReasonPodFailurePolicy     = "PodFailurePolicy"
+	// ReasonCompletionsReached is the Complete condition's reason since
+	// Kubernetes v1.31 (JobReasonCompletionsReached).
+	ReasonCompletionsReached = "CompletionsReached"
 )
 
 // Attempt termination reasons, as a container's terminated state reports them.

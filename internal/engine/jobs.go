@@ -138,7 +138,7 @@ func (e *Engine) reconcileJob(name string) {
 	}
 	if last != nil {
 		if last.Phase == "Succeeded" {
-			e.finish(r, backend.JobComplete, "", "Reached expected number of succeeded pods")
+			e.finish(r, backend.JobComplete, backend.ReasonCompletionsReached, "Reached expected number of succeeded pods")
 			return
 		}
 		if limit := int(r.Spec.EffectiveBackoffLimit()); counted > limit {

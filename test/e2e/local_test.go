@@ -19,6 +19,7 @@ import (
 
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/engine"
+	"github.com/petrel-dev/petrel/test/cluster"
 )
 
 var petrelBin string
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build petrel:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := cluster.Main(m) // clusters started by the tests are shared and deleted at the end
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/engine"
+	"github.com/petrel-dev/petrel/internal/kube"
+	"github.com/petrel-dev/petrel/internal/spec"
+	"github.com/petrel-dev/petrel/test/cluster"
+)
+
+// scenario is one training job whose outcome both targets must agree on.
+// Locally the command really runs; on the simulated cluster kwok ends the
+// pods as the petrel.dev/sim-* annotations say (hack/cluster/stages), which
+// is what the same command does to a real pod. The outcome is asserted on
+// both: final phase and reason, and per attempt its reason and exit code.
+type scenario struct {
+	name        string
+	annotations string // YAML flow map for metadata.annotations
+	spec        string // YAML under spec:, indented two spaces
+	phase       string
+	reason      string
+	attempts    []string // "Reason/exitCode" per attempt
+}
+
+var scenarios = []scenario{
+	{
+		name:  "succeeds",
+		spec:  "  command: [sh, -c, \"exit 0\"]\n",
+		phase: backend.JobComplete, reason: backend.ReasonCompletionsReached,
+		attempts: []string{"Completed/0"},
+	},
+	{
+		name:        "exhausts-backoff-limit",
+		annotations: `{petrel.dev/sim-exit-code: "3"}`,
+		spec:        "  command: [sh, -c, \"exit 3\"]\n  backoffLimit: 2\n",
+		phase:       backend.JobFailed, reason: backend.ReasonBackoffLimitExceeded,
+		attempts: []string{"Error/3", "Error/3", "Error/3"},
+	},
+	{
+		name:        "failure-policy-fails-at-once",
+		annotations: `{petrel.dev/sim-exit-code: "42"}`,
+		spec: "  command: [sh, -c, \"exit 42\"]\n  backoffLimit: 5\n" +
+			"  podFailurePolicy:\n    rules:\n    - {action: FailJob, onExitCodes: {operator: In, values: [42]}}\n",
+		phase: backend.JobFailed, reason: backend.ReasonPodFailurePolicy,
+		attempts: []string{"Error/42"},
+	},
+	{
+		name:        "oom-killed",
+		annotations: `{petrel.dev/sim-reason: OOMKilled, petrel.dev/sim-exit-code: "137"}`,
+		spec: "  command: [python3, -c, \"x = bytearray(400 * 1024 * 1024)\"]\n  backoffLimit: 0\n" +
+			"  resources: {memory: 64Mi}\n",
+		phase: backend.JobFailed, reason: backend.ReasonBackoffLimitExceeded,
+		attempts: []string{"OOMKilled/137"},
+	},
+}
+
+func (s scenario) yaml() string {
+	ann := ""
+	if s.annotations != "" {
+		ann = "\n  annotations: " + s.annotations
+	}
+	return fmt.Sprintf("apiVersion: petrel.dev/v1alpha1\nkind: TrainingJob\nmetadata:\n  name: %s%s\nspec:\n  image: busybox:1.36\n  terminationGracePeriodSeconds: 1\n%s", s.name, ann, s.spec)
+}
+
+// outcome summarises a finished job the way the table states it.
+func outcome(j *backend.Job) (phase, reason string, attempts []string) {
+	if c := j.FinalCondition(); c != nil {
+		reason = c.Reason
+	}
+	for _, a := range j.Attempts {
+		code := "?"
+		if a.ExitCode != nil {
+			code = fmt.Sprint(*a.ExitCode)
+		}
+		attempts = append(attempts, a.Reason+"/"+code)
+	}
+	return j.Phase, reason, attempts
+}
+
+// runScenario applies the scenario on b and waits for its final state.
+func runScenario(t *testing.T, b backend.Backend, s scenario) *backend.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	docs, err := spec.Parse(s.name+".yaml", []byte(s.yaml()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Apply(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := b.WatchJob(ctx, s.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range ch {
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%s did not finish in time", s.name)
+	}
+	// Attempts are read once more: on Kubernetes the last pod's status can
+	// trail the Job's condition by a moment.
+	var j *backend.Job
+	for i := 0; i < 50; i++ {
+		if j, err = b.GetJob(ctx, s.name); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, at := outcome(j); len(at) == len(s.attempts) && !strings.Contains(strings.Join(at, ","), "/?") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return j
+}
+
+// TestLocalAndKubernetesAgree runs one table of scenarios on the local
+// engine and on a real control plane (kube-apiserver, the Job controller
+// of kube-controller-manager, kube-scheduler; pods simulated by kwok) and
+// asserts the same outcome on both.
+func TestLocalAndKubernetesAgree(t *testing.T) {
+	eng, err := engine.New(engine.Config{Home: t.TempDir(), BackoffBase: 200 * time.Millisecond,
+		GPUs: engine.FakeGPUs(0), ShimArgv: []string{petrelBin, "shim"}, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	c := cluster.Start(t, cluster.Options{Nodes: 2})
+	ns := c.Namespace(t, "differential")
+	kb, err := kube.New(kube.Config{REST: c.RESTConfig(t), Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := []struct {
+		name string
+		b    backend.Backend
+	}{{"local", eng}, {"kubernetes", kb}}
+	for _, s := range scenarios {
+		s := s
+		t.Run(s.name, func(t *testing.T) {
+			if strings.HasPrefix(s.attempts[0], "OOMKilled") && engine.CgroupSupport() != nil {
+				t.Skipf("memory limits cannot be enforced on this host: %v", engine.CgroupSupport())
+			}
+			results := map[string]string{}
+			for _, tg := range targets {
+				j := runScenario(t, tg.b, s)
+				phase, reason, attempts := outcome(j)
+				got := fmt.Sprintf("%s %s %v", phase, reason, attempts)
+				want := fmt.Sprintf("%s %s %v", s.phase, s.reason, s.attempts)
+				if got != want {
+					t.Errorf("%s: got %s, want %s", tg.name, got, want)
+				}
+				results[tg.name] = got
+			}
+			if results["local"] != results["kubernetes"] {
+				t.Errorf("targets disagree:\n  local:      %s\n  kubernetes: %s", results["local"], results["kubernetes"])
+			}
+		})
+	}
+}
