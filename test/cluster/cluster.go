@@ -328,7 +328,6 @@ func start(opts Options) (*Cluster, error) {
 		"--etcd-binary", filepath.Join(bin, "etcd"),
 		"--kwok-controller-binary", filepath.Join(bin, "kwok"),
 		"--config", stagesPath,
-		"--wait", "2m",
 	)
 	unlock()
 	if err != nil {
