@@ -175,6 +175,10 @@ type Attempt struct {
 	// Ignored is true when podFailurePolicy's Ignore action matched, so the
 	// failure did not count against backoffLimit.
 	Ignored bool `json:"ignored,omitempty"`
+	// LogTail is the last lines of a failed attempt's output (at most 20
+	// lines, 2 KiB), as the kubelet's terminationMessagePolicy
+	// FallbackToLogsOnError keeps them; diagnose reads error signatures there.
+	LogTail []string `json:"logTail,omitempty"`
 }
 
 // MetricPoint is one training metric sample (Katib's stdout format

@@ -52,7 +52,7 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			starts = append(starts, a)
 		case a.Reason == backend.ReasonDeadlineExceeded:
 		default:
-			if p := matchLogs([]string{a.Message}); p != nil {
+			if p := matchLogs(append([]string{a.Message}, a.LogTail...)); p != nil {
 				patterns[p] = append(patterns[p], a)
 			} else {
 				crashes = append(crashes, a)

@@ -486,3 +486,24 @@ func TestTTLSecondsAfterFinishedRemovesTheRecord(t *testing.T) {
 		t.Fatalf("job directory left behind: %v", err)
 	}
 }
+
+func TestFailedAttemptKeepsItsLastLogLinesForDiagnosis(t *testing.T) {
+	e := newEngine(t, 0)
+	j := job("cudaoom", "sh", "-c", "echo loading; echo 'RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB' >&2; exit 1")
+	j.Spec.BackoffLimit = ptr(int32(0))
+	apply(t, e, j)
+	got := waitJob(t, e, "cudaoom", 20*time.Second, finished)
+	if tail := got.Attempts[0].LogTail; len(tail) != 2 || !strings.Contains(tail[1], "CUDA out of memory") {
+		t.Fatalf("log tail %q", tail)
+	}
+	fs, _ := e.Diagnose(context.Background(), backend.Ref{Kind: "job", Name: "cudaoom"})
+	found := false
+	for _, f := range fs {
+		if strings.Contains(strings.ToLower(f.Message), "cuda") || strings.Contains(strings.ToLower(f.RuleID), "cuda") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no CUDA OOM finding: %+v", fs)
+	}
+}

@@ -480,8 +480,44 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 			}
 		}
 	}
+	if a.Phase == "Failed" {
+		a.LogTail = tailLines(filepath.Join(ra.dir, LogFile), 20, 2048)
+	}
 	e.afterAttempt(r, a)
 	e.requeueGPUWaiters()
+}
+
+// tailLines returns the last n lines of the file at path, reading at most
+// max bytes from its end.
+func tailLines(path string, n int, max int64) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	off := st.Size() - max
+	if off < 0 {
+		off = 0
+	}
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(buf), "\n"), "\n")
+	if off > 0 && len(lines) > 1 {
+		lines = lines[1:] // the first may be cut
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	if len(lines) == 1 && lines[0] == "" {
+		return nil
+	}
+	return lines
 }
 
 // afterAttempt applies podFailurePolicy to a finished attempt, updates the
