@@ -18,7 +18,7 @@
 # one well under a second.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-bin="${PETREL_CLUSTER_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/petrel/cluster-bin/v1.37.2}"
+bin="${PETREL_CLUSTER_BIN:-${XDG_CACHE_HOME:-${HOME:-${TMPDIR:-/tmp}}/.cache}/petrel/cluster-bin/v1.37.2}"
 mkdir -p "$bin"
 
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOWORK=off

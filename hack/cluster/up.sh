@@ -8,7 +8,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bash "$here/build.sh"
-bin="${PETREL_CLUSTER_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/petrel/cluster-bin/v1.37.2}"
+bin="${PETREL_CLUSTER_BIN:-${XDG_CACHE_HOME:-${HOME:-${TMPDIR:-/tmp}}/.cache}/petrel/cluster-bin/v1.37.2}"
 
 delete=false
 if [[ "${1:-}" == "--delete" ]]; then delete=true; shift; fi
