@@ -245,11 +245,14 @@ func (c *Cluster) AddNodes(t testing.TB, n int, gpus int, taint bool) []string {
 	return names
 }
 
-// Namespace creates a namespace with a unique name starting with prefix,
-// waits until its default ServiceAccount exists (pods need it), and deletes
-// it when t ends. Tests sharing a cluster under Main use it to keep apart.
+// Namespace creates a namespace with a unique name starting with prefix
+// (lowercased, other characters than a-z, 0-9 and '-' replaced by '-', cut
+// to 40 characters, so t.Name() will do), waits until its default
+// ServiceAccount exists (pods need it), and deletes it when t ends. Tests
+// sharing a cluster under Main use it to keep apart.
 func (c *Cluster) Namespace(t testing.TB, prefix string) string {
 	t.Helper()
+	prefix = dnsLabelPrefix(prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cs := c.Client(t)
@@ -271,6 +274,25 @@ func (c *Cluster) Namespace(t testing.TB, prefix string) string {
 		t.Fatalf("namespace %s in test cluster %s: %v", ns.Name, c.Name, err)
 	}
 	return ns.Name
+}
+
+// dnsLabelPrefix turns s into the start of an RFC 1123 label of at most 40
+// characters; "test" when nothing usable is left.
+func dnsLabelPrefix(s string) string {
+	b := []byte(strings.ToLower(s))
+	for i, ch := range b {
+		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 40 {
+		b = b[:40]
+	}
+	out := strings.Trim(string(b), "-")
+	if out == "" {
+		return "test"
+	}
+	return out
 }
 
 // start creates a cluster: it writes the stages, runs kwokctl create cluster

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,21 @@ func TestProcessAlive(t *testing.T) {
 	}
 	if processAlive(dead.Process.Pid) {
 		t.Errorf("exited process %d reads as alive", dead.Process.Pid)
+	}
+}
+
+func TestDNSLabelPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"TestJobs/pod_succeeds":       "testjobs-pod-succeeds",
+		"--":                          "test",
+		"":                            "test",
+		"ok":                          "ok",
+		strings.Repeat("a", 50):       strings.Repeat("a", 40),
+		"Trailing/":                   "trailing",
+		"x" + strings.Repeat("-", 45): "x",
+	} {
+		if got := dnsLabelPrefix(in); got != want {
+			t.Errorf("dnsLabelPrefix(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
