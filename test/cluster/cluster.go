@@ -350,6 +350,10 @@ func start(opts Options) (*Cluster, error) {
 		"--etcd-binary", filepath.Join(bin, "etcd"),
 		"--kwok-controller-binary", filepath.Join(bin, "kwok"),
 		"--config", stagesPath,
+		// Logs and ClusterLogs objects tell kwok what to serve as pod logs
+		// (see PodLogs); the API server reaches kwok as the kubelet.
+		"--enable-crds", "Logs",
+		"--enable-crds", "ClusterLogs",
 	)
 	unlock()
 	if err != nil {

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -182,6 +184,73 @@ func TestJobsOnFakeGPUNodes(t *testing.T) {
 		}
 		if n := pods[0].Spec.NodeName; n != nodes[0] && n != nodes[1] {
 			t.Errorf("pod ran on node %q, want one of the GPU nodes %v", n, nodes)
+		}
+	})
+
+	t.Run("pods serve the log lines NamespaceLogs set", func(t *testing.T) {
+		t.Parallel()
+		ns := c.Namespace(t, "logs")
+		lines := []string{"epoch=1 loss=0.90 accuracy=0.50", "epoch=2 loss=0.41 accuracy=0.93"}
+		c.NamespaceLogs(t, ns, lines...)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if _, err := cs.BatchV1().Jobs(ns).Create(ctx, gpuJob("logs", 0, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitJob(ctx, t, cs, ns, "logs", finished)
+		pod := jobPods(ctx, t, cs, ns, "logs")[0].Name
+		// kwok learns about the ClusterLogs object from a watch; until
+		// then the kubelet API it serves answers "log target not found".
+		var got string
+		err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			raw, err := cs.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Timestamps: true}).DoRaw(ctx)
+			got = string(raw)
+			return err == nil, nil
+		})
+		if err != nil {
+			t.Fatalf("no log for pod %s: %v (last answer %q)", pod, err, got)
+		}
+		var text []string
+		for _, l := range strings.Split(strings.TrimSpace(got), "\n") {
+			ts, line, ok := strings.Cut(l, " ")
+			if _, err := time.Parse(time.RFC3339Nano, ts); !ok || err != nil {
+				t.Fatalf("log line %q does not start with a timestamp", l)
+			}
+			text = append(text, line)
+		}
+		if strings.Join(text, "\n") != strings.Join(lines, "\n") {
+			t.Errorf("pod log = %q, want %q", text, lines)
+		}
+
+		// PodLogs for this one pod wins over the namespace's lines.
+		c.PodLogs(t, ns, pod, "only this pod")
+		err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			raw, err := cs.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(ctx)
+			got = string(raw)
+			return err == nil && got == "only this pod\n", nil
+		})
+		if err != nil {
+			t.Fatalf("PodLogs did not take over pod %s's log: %v (last answer %q)", pod, err, got)
+		}
+
+		// A follow stream carries the lines too (and stays open: see
+		// NamespaceLogs).
+		lines = []string{"only this pod"}
+		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+		defer scancel()
+		stream, err := cs.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Follow: true}).Stream(sctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.Close()
+		sc := bufio.NewScanner(stream)
+		for i := 0; i < len(lines); i++ {
+			if !sc.Scan() {
+				t.Fatalf("follow stream ended after %d lines: %v", i, sc.Err())
+			}
+			if sc.Text() != lines[i] {
+				t.Errorf("follow line %d = %q, want %q", i, sc.Text(), lines[i])
+			}
 		}
 	})
 
