@@ -23,6 +23,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,6 +163,9 @@ func Main(m *testing.M) int {
 	shared.Lock()
 	defer shared.Unlock()
 	for _, c := range shared.clusters {
+		if code != 0 {
+			c.writeLogTails(os.Stderr)
+		}
 		if err := c.delete(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
@@ -422,6 +426,13 @@ func (c *Cluster) delete() error {
 // logTails logs the last lines of each component's log, to tell why a test
 // on the cluster failed.
 func (c *Cluster) logTails(t testing.TB) {
+	var b strings.Builder
+	c.writeLogTails(&b)
+	t.Log(b.String())
+}
+
+// writeLogTails writes the last 15 lines of each component's log to w.
+func (c *Cluster) writeLogTails(w io.Writer) {
 	logs, _ := filepath.Glob(filepath.Join(c.Workdir, "clusters", c.Name, "logs", "*.log"))
 	for _, l := range logs {
 		data, err := os.ReadFile(l)
@@ -432,7 +443,7 @@ func (c *Cluster) logTails(t testing.TB) {
 		if len(lines) > 15 {
 			lines = lines[len(lines)-15:]
 		}
-		t.Logf("test cluster %s: last lines of %s:\n%s", c.Name, filepath.Base(l), strings.Join(lines, "\n"))
+		fmt.Fprintf(w, "test cluster %s: last lines of %s:\n%s\n", c.Name, filepath.Base(l), strings.Join(lines, "\n"))
 	}
 }
 
