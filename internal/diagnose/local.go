@@ -97,7 +97,7 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 				last = fmt.Sprintf(", the last with exit code %d (%s)", code, exitMeaning(code))
 			}
 			f.Message = fmt.Sprintf("Job %s failed: %d attempts failed%s, more than backoffLimit %d allows.", job.Name, len(failed), last, backoff)
-			f.Fix = fmt.Sprintf("Read why the attempts fail (petrel logs job/%s --attempt -1), fix it and run the job again.", job.Name)
+			f.Fix = fmt.Sprintf("Read why the attempts fail (petrel logs job/%s), fix it and run the job again.", job.Name)
 		case backend.ReasonDeadlineExceeded:
 			f.RuleID = "job-deadline-exceeded"
 			dl := "activeDeadlineSeconds"
@@ -132,7 +132,7 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			RuleID: "gpu-busy", Severity: backend.SeverityWarning, Object: obj,
 			Evidence: []string{"waiting: " + job.Waiting},
 			Message:  fmt.Sprintf("Job %s waits for %d GPUs and only %d are free right now: it starts when other jobs or services release theirs.", job.Name, need, free),
-			Fix:      "Wait, stop another GPU workload (petrel get jobs,services shows who holds them), or lower spec.resources.gpu.",
+			Fix:      "Wait, stop another GPU workload (petrel get jobs -o wide and petrel get services show who holds them), or lower spec.resources.gpu.",
 		})
 	}
 	sortFindings(out)

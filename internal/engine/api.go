@@ -91,13 +91,8 @@ func (e *Engine) adopt(ra *runningAttempt) {
 			return
 		}
 		if pidsErr == nil && !alive(p.ShimPid, p.ShimStartTicks) {
-			// The shim may have written status.json just before exiting.
-			if _, err := os.Stat(filepath.Join(ra.dir, shimStatusFile)); err != nil {
-				e.cfg.Logf("attempt %s-%d lost its shim; failing it", ra.job, ra.index)
-				if alive(p.Pid, p.StartTicks) {
-					_ = killGroup(p.Pid)
-				}
-			}
+			// attemptExited reads status.json the shim may have written
+			// just before exiting, and reaps the attempt if it did not.
 			e.attemptExited(ra)
 			return
 		}

@@ -27,7 +27,8 @@ type Config struct {
 	// GPUs are the devices to hand out; nil means DiscoverGPUs.
 	GPUs []GPU
 	// ShimArgv is the argv prefix that runs the shim; the attempt directory
-	// is appended. Default: this executable with the "shim" subcommand.
+	// is appended. Default: /proc/self/exe shim (this very binary, even
+	// after its file was removed).
 	ShimArgv []string
 	// Logf receives the engine's own log lines (default: discard).
 	Logf func(format string, args ...any)
@@ -72,10 +73,9 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	if len(cfg.ShimArgv) == 0 {
+		// /proc/self/exe, not os.Executable(): `go run` deletes its
+		// binary when it exits, while the server it started keeps running.
 		cfg.ShimArgv = []string{"/proc/self/exe", "shim"}
-		if exe, err := os.Executable(); err == nil {
-			cfg.ShimArgv[0] = exe
-		}
 	}
 	for _, d := range []string{cfg.Home, filepath.Join(cfg.Home, "jobs"), filepath.Join(cfg.Home, "volumes")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -506,4 +507,81 @@ func TestFailedAttemptKeepsItsLastLogLinesForDiagnosis(t *testing.T) {
 	if !found {
 		t.Fatalf("no CUDA OOM finding: %+v", fs)
 	}
+}
+
+func TestKilledShimLeavesNoWorkloadBehind(t *testing.T) {
+	e := newEngine(t, 0)
+	j := job("orphan", "sh", "-c", "setsid sleep 60 & sleep 60")
+	j.Spec.BackoffLimit = ptr(int32(0))
+	apply(t, e, j)
+	var p ShimPids
+	for i := 0; i < 500; i++ {
+		if readJSON(filepath.Join(attemptDir(e.jobDir("orphan"), 0), shimPidsFile), &p) == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var escaped int
+	if CgroupSupport() == nil {
+		// Find the setsid'ed sleep: a process whose session is not the workload's.
+		for i := 0; i < 200 && escaped == 0; i++ {
+			var cfg ShimConfig
+			_ = readJSON(filepath.Join(attemptDir(e.jobDir("orphan"), 0), shimConfigFile), &cfg)
+			for _, pid := range childrenOfSession(t, p.Pid, cfg.Cgroup) {
+				escaped = pid
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if escaped == 0 {
+			t.Fatal("did not find the setsid'ed process in the attempt's cgroup")
+		}
+	}
+	if err := syscall.Kill(p.ShimPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	got := waitJob(t, e, "orphan", 20*time.Second, finished)
+	if got.Phase != backend.JobFailed || !strings.Contains(got.Attempts[0].Message, "without recording an exit status") {
+		t.Fatalf("phase %s attempt %+v", got.Phase, got.Attempts[0])
+	}
+	if left := groupAlive(p.Pid); len(left) > 0 {
+		t.Fatalf("the workload's process group survived its shim: %v", left)
+	}
+	if escaped != 0 && syscall.Kill(escaped, 0) == nil && !isZombie(escaped) {
+		t.Fatalf("process %d that left the process group survived the attempt", escaped)
+	}
+}
+
+// childrenOfSession lists sleep processes in the workload's cgroup that are
+// not in its process group (they called setsid).
+func childrenOfSession(t *testing.T, pgid int, cgroup string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err != nil || !strings.HasPrefix(string(b), "sleep\x0060") {
+			continue
+		}
+		st, _ := os.ReadFile("/proc/" + d.Name() + "/stat")
+		s := string(st)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		cg, _ := os.ReadFile("/proc/" + d.Name() + "/cgroup")
+		if len(f) > 2 && f[2] != strconv.Itoa(pgid) && cgroup != "" && strings.Contains(string(cg), cgroup+"\n") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func isZombie(pid int) bool {
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(st)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] == "Z"
 }

@@ -388,6 +388,8 @@ func (e *Engine) shimConfig(r *jobRecord, gpus []int) (*ShimConfig, error) {
 	}
 	cfg := &ShimConfig{Argv: argv, Env: final, Dir: wd}
 	if e.limitsErr == nil {
+		// Every attempt gets a cgroup, limits or not, so all of its
+		// processes can be found and killed when it ends.
 		if q := r.Spec.Resources.Memory; q != nil {
 			cfg.Limits.MemoryBytes = q.Value()
 		}
@@ -453,6 +455,7 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 	a.EndTime = &now
 	switch {
 	case statusErr != nil:
+		reapLostAttempt(ra.dir) // never leave a workload running unowned
 		code := int32(137)
 		a.Phase, a.Reason, a.ExitCode = "Failed", backend.ReasonError, &code
 		a.Message = "the attempt's shim ended without recording an exit status"

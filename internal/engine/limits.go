@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -31,7 +33,78 @@ type limiter interface {
 	Add(pid int) error
 	// OOMKilled reports whether the kernel OOM-killed a process in the group.
 	OOMKilled() bool
+	// KillAll SIGKILLs every process in the group, also those that left
+	// the workload's process group (setsid), as a container's end does.
+	KillAll()
 	Delete()
+}
+
+// killPids SIGKILLs the pids list returns until it returns none (bounded).
+func killPids(list func() []int) {
+	for i := 0; i < 100; i++ {
+		pids := list()
+		if len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// joinWhileForking moves the calling process into lim's group and returns
+// the function that moves it back to the group it came from.
+func joinWhileForking(lim limiter) (func(), error) {
+	self := os.Getpid()
+	var orig interface{ AddProc(uint64) error }
+	if cgroups.Mode() == cgroups.Unified {
+		g, err := cgroup2.PidGroupPath(self)
+		if err != nil {
+			return nil, err
+		}
+		m, err := cgroup2.Load(g)
+		if err != nil {
+			return nil, err
+		}
+		orig = m
+	} else {
+		cg, err := cgroup1.Load(cgroup1.PidPath(self), cgroup1.WithHierarchy(memCPUHierarchy))
+		if err != nil {
+			return nil, err
+		}
+		orig = cgAdder{cg}
+	}
+	if err := lim.Add(self); err != nil {
+		return nil, err
+	}
+	return func() { _ = orig.AddProc(uint64(self)) }, nil
+}
+
+type cgAdder struct{ cg cgroup1.Cgroup }
+
+func (a cgAdder) AddProc(pid uint64) error { return a.cg.AddProc(pid) }
+
+// loadLimiter opens an existing attempt cgroup (to clean up after a shim
+// that died).
+func loadLimiter(group string) (limiter, error) {
+	if cgroups.Mode() == cgroups.Unified {
+		parent, err := cgroup2.NestedGroupPath("")
+		if err != nil {
+			return nil, err
+		}
+		g := filepath.Join(parent, group)
+		m, err := cgroup2.Load(g)
+		if err != nil {
+			return nil, err
+		}
+		return &v2Limiter{m: m, dir: filepath.Join("/sys/fs/cgroup", g)}, nil
+	}
+	cg, err := cgroup1.Load(cgroup1.NestedPath(group), cgroup1.WithHierarchy(memCPUHierarchy))
+	if err != nil {
+		return nil, err
+	}
+	return &v1Limiter{cg: cg}, nil
 }
 
 // CgroupSupport reports whether this host lets petrel create cgroups with
@@ -112,6 +185,16 @@ func (l *v1Limiter) OOMKilled() bool {
 	return readKeyed(filepath.Join(l.dir, "memory.oom_control"), "oom_kill") > 0
 }
 func (l *v1Limiter) Delete() { _ = l.cg.Delete() }
+func (l *v1Limiter) KillAll() {
+	killPids(func() []int {
+		procs, _ := l.cg.Processes(cgroup1.Memory, true)
+		out := make([]int, len(procs))
+		for i, p := range procs {
+			out[i] = p.Pid
+		}
+		return out
+	})
+}
 
 type v2Limiter struct {
 	m   *cgroup2.Manager
@@ -145,6 +228,16 @@ func (l *v2Limiter) OOMKilled() bool {
 	return readKeyed(filepath.Join(l.dir, "memory.events"), "oom_kill") > 0
 }
 func (l *v2Limiter) Delete() { _ = l.m.Delete() }
+func (l *v2Limiter) KillAll() {
+	killPids(func() []int {
+		procs, _ := l.m.Procs(true)
+		out := make([]int, len(procs))
+		for i, p := range procs {
+			out[i] = int(p)
+		}
+		return out
+	})
+}
 
 // readKeyed reads "key value" lines (memory.oom_control, memory.events).
 func readKeyed(path, key string) int64 {

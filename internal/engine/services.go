@@ -438,8 +438,8 @@ func (p *shimProc) watchAdopted(ctx context.Context, pids ShimPids) {
 			return
 		}
 		if !alive(pids.ShimPid, pids.ShimStartTicks) {
-			if _, err := os.Stat(filepath.Join(p.dir, shimStatusFile)); err != nil && alive(pids.Pid, pids.StartTicks) {
-				_ = killGroup(pids.Pid) // a workload without its shim is lost
+			if _, err := os.Stat(filepath.Join(p.dir, shimStatusFile)); err != nil {
+				reapLostAttempt(p.dir) // a workload without its shim is lost
 			}
 			p.finish()
 			return
@@ -470,9 +470,7 @@ func (e *Engine) adoptReplicas(dir string) []serving.AdoptedReplica {
 			continue
 		}
 		if pidsErr == nil {
-			if alive(p.Pid, p.StartTicks) {
-				_ = killGroup(p.Pid)
-			}
+			reapLostAttempt(rdir)
 			if alive(p.ShimPid, p.ShimStartTicks) {
 				_ = syscall.Kill(p.ShimPid, syscall.SIGKILL)
 			}

@@ -92,31 +92,43 @@ func RunShim(dir string) error {
 	}
 	defer log.Close()
 
+	// The workload must be born inside its cgroup, or a child it forks at
+	// once (a `setsid … &`) escapes it. The shim joins the group just for
+	// the fork and leaves right after, so its own memory is not counted.
+	var lim limiter
+	var limitErr error
+	var leave func()
+	if cfg.Cgroup != "" { // also without limits: the group tracks every process of the attempt
+		if lim, limitErr = newLimiter(cfg.Cgroup, cfg.Limits); limitErr == nil {
+			if leave, limitErr = joinWhileForking(lim); limitErr != nil {
+				lim.Delete()
+				lim = nil
+			}
+		}
+		if limitErr != nil {
+			fmt.Fprintf(log, "petrel: resource limits not enforced: %v\n", limitErr)
+		}
+	}
 	cmd := &exec.Cmd{Path: cfg.Argv[0], Args: cfg.Argv, Env: cfg.Env, Dir: cfg.Dir, Stdout: log, Stderr: log}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(log, "petrel: cannot start %q: %v\n", cfg.Argv[0], err)
-		status.StartError = err.Error()
+	startErr := cmd.Start()
+	if leave != nil {
+		leave()
+	}
+	if startErr != nil {
+		fmt.Fprintf(log, "petrel: cannot start %q: %v\n", cfg.Argv[0], startErr)
+		if lim != nil {
+			lim.Delete()
+		}
+		status.StartError = startErr.Error()
 		status.ExitCode = 128
 		status.Finished = time.Now()
 		return writeJSONAtomic(filepath.Join(dir, shimStatusFile), status)
 	}
 	pids := ShimPids{ShimPid: os.Getpid(), ShimStartTicks: startTicks(os.Getpid()), Pid: cmd.Process.Pid,
 		StartTicks: startTicks(cmd.Process.Pid), Started: status.Started}
-	var lim limiter
-	if cfg.Cgroup != "" && (cfg.Limits.MemoryBytes > 0 || cfg.Limits.CPUMillicores > 0) {
-		// The workload joins its cgroup right after it starts; memory it
-		// touched in those few microseconds stays charged to the parent.
-		if lim, err = newLimiter(cfg.Cgroup, cfg.Limits); err == nil {
-			if err = lim.Add(cmd.Process.Pid); err != nil {
-				lim.Delete()
-				lim = nil
-			}
-		}
-		if err != nil {
-			pids.LimitError = err.Error()
-			fmt.Fprintf(log, "petrel: resource limits not enforced: %v\n", err)
-		}
+	if limitErr != nil {
+		pids.LimitError = limitErr.Error()
 	}
 	if err := writeJSONAtomic(filepath.Join(dir, shimPidsFile), pids); err != nil {
 		fmt.Fprintf(log, "petrel: record pids: %v\n", err)
@@ -140,6 +152,7 @@ func RunShim(dir string) error {
 	// its process group goes with it.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	if lim != nil {
+		lim.KillAll()
 		lim.Delete()
 	}
 	return writeJSONAtomic(filepath.Join(dir, shimStatusFile), status)
@@ -205,5 +218,19 @@ func writeJSONAtomic(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-// killGroup sends SIGKILL to the process group led by pid.
-func killGroup(pid int) error { return syscall.Kill(-pid, syscall.SIGKILL) }
+// reapLostAttempt kills what is left of an attempt whose shim died without
+// recording a status: the workload's process group (if it is still ours)
+// and every process in the attempt's cgroup.
+func reapLostAttempt(dir string) {
+	var p ShimPids
+	if readJSON(filepath.Join(dir, shimPidsFile), &p) == nil && alive(p.Pid, p.StartTicks) {
+		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
+	}
+	var cfg ShimConfig
+	if readJSON(filepath.Join(dir, shimConfigFile), &cfg) == nil && cfg.Cgroup != "" {
+		if lim, err := loadLimiter(cfg.Cgroup); err == nil {
+			lim.KillAll()
+			lim.Delete()
+		}
+	}
+}
