@@ -47,12 +47,9 @@ func (e *Engine) load() error {
 			}
 			dir := attemptDir(e.jobDir(r.Name), i)
 			ra := &runningAttempt{job: r.Name, index: i, dir: dir, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
-			// Metrics already stored are not read twice.
-			if st, err := os.Stat(filepath.Join(dir, LogFile)); err == nil {
-				if pts, _ := e.store.metrics(e.ctx, r.Name); len(pts) > 0 {
-					ra.metrics.off = st.Size()
-				}
-			}
+			// Metrics already stored are not read twice; those printed
+			// while no server ran are read now.
+			ra.metrics.off = r.MetricsOffset[i]
 			if r.Finished() && r.Conditions[len(r.Conditions)-1].Reason == backend.ReasonDeadlineExceeded {
 				ra.deadline = true
 			}

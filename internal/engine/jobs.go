@@ -27,6 +27,9 @@ type jobRecord struct {
 	Dir string `json:"dir"`
 	// Labels are the spec's metadata.labels.
 	Labels map[string]string `json:"labels,omitempty"`
+	// MetricsOffset is, per attempt, the byte offset of its log up to
+	// which metrics are stored.
+	MetricsOffset map[int]int64 `json:"metricsOffset,omitempty"`
 }
 
 // runningAttempt is an attempt whose shim the engine watches.
@@ -449,7 +452,7 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 		e.requeueGPUWaiters()
 		return
 	}
-	e.storeMetrics(r.Name, ra)
+	e.storeMetrics(ra)
 	a := &r.Attempts[ra.index]
 	now := time.Now()
 	a.EndTime = &now

@@ -88,6 +88,13 @@ func (m *metricsTail) addLine(attempt int, line string, t time.Time) {
 	}
 }
 
+// consumed is the log offset up to which lines were parsed (bytes).
+func (m *metricsTail) consumed() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.off - int64(len(m.part))
+}
+
 func (m *metricsTail) take() []backend.MetricPoint {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -111,7 +118,7 @@ func (e *Engine) tailMetrics(ra *runningAttempt) {
 			ra.metrics.read(ra.index, false)
 			if pts := ra.metrics.take(); len(pts) > 0 {
 				e.mu.Lock()
-				e.recordMetrics(ra.job, pts)
+				e.recordMetrics(ra, pts)
 				e.mu.Unlock()
 			}
 		}
@@ -119,20 +126,26 @@ func (e *Engine) tailMetrics(ra *runningAttempt) {
 }
 
 // storeMetrics does the final read of a finished attempt. Caller holds e.mu.
-func (e *Engine) storeMetrics(job string, ra *runningAttempt) {
+func (e *Engine) storeMetrics(ra *runningAttempt) {
 	ra.metrics.read(ra.index, true)
-	e.recordMetrics(job, ra.metrics.take())
+	e.recordMetrics(ra, ra.metrics.take())
 }
 
-func (e *Engine) recordMetrics(job string, pts []backend.MetricPoint) {
-	r, ok := e.jobs[job]
+// recordMetrics stores points with how far the log has been read, so a
+// restarted server resumes reading there and loses no line.
+func (e *Engine) recordMetrics(ra *runningAttempt, pts []backend.MetricPoint) {
+	r, ok := e.jobs[ra.job]
 	if !ok || len(pts) == 0 {
 		return
 	}
-	if err := e.store.addMetrics(e.ctx, job, pts); err != nil {
-		e.cfg.Logf("store metrics of %s: %v", job, err)
+	if err := e.store.addMetrics(e.ctx, ra.job, pts); err != nil {
+		e.cfg.Logf("store metrics of %s: %v", ra.job, err)
 		return
 	}
+	if r.MetricsOffset == nil {
+		r.MetricsOffset = map[int]int64{}
+	}
+	r.MetricsOffset[ra.index] = ra.metrics.consumed()
 	if r.LastMetrics == nil {
 		r.LastMetrics = map[string]float64{}
 	}

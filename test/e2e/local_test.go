@@ -314,3 +314,22 @@ func BenchmarkTrainTrue(b *testing.B) {
 		b.ReportMetric(float64(kb)/1024, "MiB-rss")
 	})
 }
+
+func TestMetricsPrintedWhileTheServerIsDownAreKept(t *testing.T) {
+	e := newEnv(t)
+	spec := e.write("steps.yaml", jobYAML("steps", "", "sh", "-c", "for i in 1 2 3 4 5 6; do echo step=$i; sleep 0.5; done"))
+	if r := e.petrel("train", "-f", spec, "--detach"); r.code != 0 {
+		t.Fatalf("train --detach: %q", r.stderr)
+	}
+	readPids(t, e.home, "steps", 0)
+	time.Sleep(1200 * time.Millisecond) // the server stores the first steps
+	_ = syscall.Kill(e.serverPID(), syscall.SIGKILL)
+	time.Sleep(1500 * time.Millisecond) // steps printed while no server runs
+	e.petrel("logs", "steps", "-f")      // restarts the server, waits for the end
+	r := e.petrel("metrics", "steps", "-o", "csv")
+	for i := 1; i <= 6; i++ {
+		if strings.Count(r.stdout, fmt.Sprintf(",step,%d\n", i)) != 1 {
+			t.Fatalf("step %d not stored exactly once:\n%s", i, r.stdout)
+		}
+	}
+}
