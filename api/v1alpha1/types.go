@@ -7,6 +7,8 @@
 package v1alpha1
 
 import (
+	"strings"
+
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
@@ -381,4 +383,15 @@ func MaskSecrets(env []EnvVar) []EnvVar {
 		out[i] = e
 	}
 	return out
+}
+
+// MaskSecretValues replaces every secret value of env found in s with
+// SecretMask (e.g. in an error message naming an expanded argument).
+func MaskSecretValues(s string, env []EnvVar) string {
+	for _, e := range env {
+		if e.Secret && e.Value != "" {
+			s = strings.ReplaceAll(s, e.Value, SecretMask)
+		}
+	}
+	return s
 }

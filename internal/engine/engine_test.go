@@ -585,3 +585,21 @@ func isZombie(pid int) bool {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] == "Z"
 }
+
+func TestSecretNeverAppearsInStartErrors(t *testing.T) {
+	e := newEngine(t, 0)
+	j := job("leak", "/opt/$(TOKEN)/bin")
+	j.Spec.Env = []v1alpha1.EnvVar{{Name: "TOKEN", Value: "hunter2sekrit", Secret: true}}
+	j.Spec.BackoffLimit = ptr(int32(0))
+	apply(t, e, j)
+	got := waitJob(t, e, "leak", 20*time.Second, finished)
+	var out strings.Builder
+	_ = e.Logs(context.Background(), backend.Ref{Kind: "job", Name: "leak"}, backend.LogOptions{Attempt: -1}, &out)
+	all := fmt.Sprintf("%+v %s", got, out.String())
+	if strings.Contains(all, "hunter2sekrit") {
+		t.Fatalf("secret leaked: %s", all)
+	}
+	if !strings.Contains(got.Attempts[0].Message, "/opt/******/bin") {
+		t.Fatalf("message %q should name the masked path", got.Attempts[0].Message)
+	}
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -239,6 +240,7 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	r.Active = 1
 	r.Phase = backend.JobRunning
 	if err != nil {
+		err = errors.New(v1alpha1.MaskSecretValues(err.Error(), r.Spec.Env))
 		e.gpus.release(r.Name)
 		code := int32(128)
 		a.Phase, a.Reason, a.ExitCode, a.EndTime, a.Message = "Failed", backend.ReasonStartError, &code, &now, err.Error()
@@ -389,7 +391,7 @@ func (e *Engine) shimConfig(r *jobRecord, gpus []int) (*ShimConfig, error) {
 	for _, kv := range envList {
 		final = append(final, kv[0]+"="+kv[1])
 	}
-	cfg := &ShimConfig{Argv: argv, Env: final, Dir: wd}
+	cfg := &ShimConfig{Argv: argv, Env: final, Dir: wd, Display: v1alpha1.MaskSecretValues(argv[0], r.Spec.Env)}
 	if e.limitsErr == nil {
 		// Every attempt gets a cgroup, limits or not, so all of its
 		// processes can be found and killed when it ends.
@@ -463,7 +465,7 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 		a.Phase, a.Reason, a.ExitCode = "Failed", backend.ReasonError, &code
 		a.Message = "the attempt's shim ended without recording an exit status"
 	case st.StartError != "":
-		a.Phase, a.Reason, a.ExitCode, a.Message = "Failed", backend.ReasonStartError, &st.ExitCode, st.StartError
+		a.Phase, a.Reason, a.ExitCode, a.Message = "Failed", backend.ReasonStartError, &st.ExitCode, v1alpha1.MaskSecretValues(st.StartError, r.Spec.Env)
 	default:
 		a.ExitCode = &st.ExitCode
 		a.EndTime = &st.Finished

@@ -38,6 +38,8 @@ type ShimConfig struct {
 	// shim's own cgroup).
 	Limits Limits `json:"limits"`
 	Cgroup string `json:"cgroup,omitempty"`
+	// Display is argv[0] as petrel may print it (secret values masked).
+	Display string `json:"display,omitempty"`
 }
 
 // ShimPids identifies the shim and workload processes (DIR/pids.json).
@@ -116,7 +118,12 @@ func RunShim(dir string) error {
 		leave()
 	}
 	if startErr != nil {
-		fmt.Fprintf(log, "petrel: cannot start %q: %v\n", cfg.Argv[0], startErr)
+		msg := startErr.Error()
+		if cfg.Display != "" {
+			msg = strings.ReplaceAll(msg, cfg.Argv[0], cfg.Display)
+		}
+		startErr = errors.New(msg)
+		fmt.Fprintf(log, "petrel: cannot start %q: %v\n", cfg.Display, startErr)
 		if lim != nil {
 			lim.Delete()
 		}
