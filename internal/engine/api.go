@@ -223,6 +223,16 @@ func (e *Engine) WatchJob(ctx context.Context, name string) (<-chan backend.Job,
 			e.mu.Lock()
 			r, ok := e.jobs[name]
 			if !ok {
+				// Deleted: a job removed as it finished (TTL 0) still
+				// reports its final state.
+				if tomb, ok := e.tombstones[name]; ok {
+					e.mu.Unlock()
+					select {
+					case out <- tomb:
+					case <-ctx.Done():
+					}
+					return
+				}
 				e.mu.Unlock()
 				return
 			}

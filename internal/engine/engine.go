@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/petrel-dev/petrel/internal/backend"
 )
 
 // Config configures an Engine. Zero values take the defaults shown.
@@ -49,6 +51,9 @@ type Engine struct {
 	subs      map[string]chan struct{}
 	timers    map[string]*timer
 	spare     *spareShim
+	// tombstones keep the final state of jobs deleted right after they
+	// finished (ttlSecondsAfterFinished: 0) for watchers that were late.
+	tombstones map[string]backend.Job
 
 	queue  chan string
 	ctx    context.Context
@@ -97,7 +102,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, store: st,
 		jobs: map[string]*jobRecord{}, volumes: map[string]*volumeRecord{}, running: map[string]*runningAttempt{},
-		gpus: newGPUAllocator(cfg.GPUs), subs: map[string]chan struct{}{}, timers: map[string]*timer{},
+		gpus: newGPUAllocator(cfg.GPUs), subs: map[string]chan struct{}{}, timers: map[string]*timer{}, tombstones: map[string]backend.Job{},
 		queue: make(chan string, 4096), ctx: ctx, cancel: cancel,
 	}
 	e.limitsErr = CgroupSupport()

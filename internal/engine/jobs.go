@@ -78,6 +78,7 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 			return "", err
 		}
 	}
+	delete(e.tombstones, j.Metadata.Name)
 	r := &jobRecord{Job: backend.Job{Name: j.Metadata.Name, Spec: j.Spec, Phase: backend.JobPending, CreationTime: time.Now()}, Dir: dir, Labels: j.Metadata.Labels}
 	if e.limitsErr != nil && (j.Spec.Resources.CPU != nil || j.Spec.Resources.Memory != nil) {
 		r.Notes = append(r.Notes, "CPU and memory limits are NOT enforced on this host: "+e.limitsErr.Error())
@@ -636,6 +637,12 @@ func (e *Engine) deleteJobLocked(ctx context.Context, name string) error {
 	}
 	if err := e.store.deleteJob(ctx, name); err != nil {
 		return fmt.Errorf("delete job %q: %w", name, err)
+	}
+	if r := e.jobs[name]; r.Finished() {
+		if len(e.tombstones) > 1000 {
+			e.tombstones = map[string]backend.Job{}
+		}
+		e.tombstones[name] = e.snapshot(r)
 	}
 	delete(e.jobs, name)
 	if t, ok := e.timers[name]; ok {

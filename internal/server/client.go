@@ -26,6 +26,9 @@ import (
 type Client struct {
 	home string
 	http *http.Client
+	// autoStart makes a request that finds no server start one and retry
+	// (clients made by Connect).
+	autoStart bool
 }
 
 var _ backend.Backend = (*Client)(nil)
@@ -45,8 +48,17 @@ func NewClient(home string) *Client {
 
 // Ping returns the server's info, or an error when none answers.
 func (c *Client) Ping(ctx context.Context) (*Info, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://petrel/v1/info", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req) // never auto-starts: start() itself pings
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
 	var info Info
-	if err := c.do(ctx, http.MethodGet, "/v1/info", nil, &info); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
 		return nil, err
 	}
 	return &info, nil
@@ -58,19 +70,30 @@ func (c *Client) Ping(ctx context.Context) (*Info, error) {
 func Connect(ctx context.Context, home string, extraArgs ...string) (*Client, error) {
 	c := NewClient(home)
 	if _, err := c.Ping(ctx); err == nil {
+		c.autoStart = true
 		return c, nil
 	}
+	if err := c.start(ctx, extraArgs); err != nil {
+		return nil, err
+	}
+	c.autoStart = true
+	return c, nil
+}
+
+// start starts `petrel server` in the background and waits until it answers.
+func (c *Client) start(ctx context.Context, extraArgs []string) error {
+	home := c.home
 	if err := os.MkdirAll(home, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", home, err)
+		return fmt.Errorf("create %s: %w", home, err)
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	logPath := filepath.Join(home, "server.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer logf.Close()
 	args := append([]string{"server", "--home", home}, extraArgs...)
@@ -79,31 +102,31 @@ func Connect(ctx context.Context, home string, extraArgs ...string) (*Client, er
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start petrel server: %w", err)
+		return fmt.Errorf("start petrel server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := c.Ping(ctx); err == nil {
-			return c, nil
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(25 * time.Millisecond):
 		}
 		select {
 		case <-exited:
 			// Another client may have won the race to start it.
 			if _, err := c.Ping(ctx); err == nil {
-				return c, nil
+				return nil
 			}
-			return nil, fmt.Errorf("petrel server exited at start; see %s", logPath)
+			return fmt.Errorf("petrel server exited at start; see %s", logPath)
 		default:
 		}
 	}
-	return nil, fmt.Errorf("petrel server did not answer on %s within 20s; see %s", SocketPath(home), logPath)
+	return fmt.Errorf("petrel server did not answer on %s within 20s; see %s", SocketPath(home), logPath)
 }
 
 // Shutdown asks the server to stop and waits until its socket is gone.
@@ -150,6 +173,14 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		return nil, err
 	}
 	resp, err := c.http.Do(req)
+	if err != nil && c.autoStart && body == nil && ctx.Err() == nil && isNoServer(err) {
+		// The server went away (crashed or stopped): start a new one,
+		// which re-adopts running workloads, and ask again.
+		if serr := c.start(ctx, nil); serr == nil {
+			req, _ = http.NewRequestWithContext(ctx, method, "http://petrel"+path, nil)
+			resp, err = c.http.Do(req)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("petrel server on %s: %w", SocketPath(c.home), err)
 	}
@@ -168,6 +199,11 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		return nil, notFound(ae.Error)
 	}
 	return nil, errors.New(ae.Error)
+}
+
+// isNoServer reports whether err means nobody listens on the socket.
+func isNoServer(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
 }
 
 type notFoundErr string

@@ -333,3 +333,37 @@ func TestMetricsPrintedWhileTheServerIsDownAreKept(t *testing.T) {
 		}
 	}
 }
+
+func TestTrainSurvivesServerCrashAndTTLZero(t *testing.T) {
+	e := newEnv(t)
+	// TTL 0: the job is deleted the moment it completes; train still reports it.
+	r := e.petrel("train", "-f", e.write("ttl.yaml", jobYAML("ttl0", "  ttlSecondsAfterFinished: 0\n", "sh", "-c", "echo done")))
+	if r.code != 0 || !strings.Contains(r.stderr, "job ttl0 completed") {
+		t.Fatalf("train of a TTL-0 job: code %d %q", r.code, r.stderr)
+	}
+	// The server is killed while train follows: train reconnects (starting a
+	// new server, which re-adopts the attempt) and prints each line once.
+	spec := e.write("crash.yaml", jobYAML("crash", "", "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.4; done"))
+	cmd := exec.Command(petrelBin, "train", "-f", spec)
+	cmd.Env = append(os.Environ(), "PETREL_HOME="+e.home, "PETREL_BACKOFF_BASE=200ms", "PETREL_FAKE_GPUS=0")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	readPids(t, e.home, "crash", 0)
+	time.Sleep(800 * time.Millisecond)
+	_ = syscall.Kill(e.serverPID(), syscall.SIGKILL)
+	err := cmd.Wait()
+	if err != nil {
+		t.Fatalf("train exited with %v after the server crash:\n%s\n%s", err, out.String(), errb.String())
+	}
+	for i := 1; i <= 8; i++ {
+		if n := strings.Count(out.String(), fmt.Sprintf("[attempt 0] line %d\n", i)); n != 1 {
+			t.Fatalf("line %d printed %d times:\n%s\n%s", i, n, out.String(), errb.String())
+		}
+	}
+	if !strings.Contains(errb.String(), "reconnected") {
+		t.Fatalf("no reconnection reported:\n%s", errb.String())
+	}
+}

@@ -4,7 +4,9 @@
 package train
 
 import (
+	"bytes"
 	"context"
+	"errors"
 
 	"fmt"
 	"io"
@@ -119,47 +121,63 @@ func Run(ctx context.Context, opts *Options) error {
 
 // Follow streams a job's logs to out and its state changes to errOut until
 // it finishes. It returns nil when the job completes and an *ExitError
-// (code 1) with the reason when it fails; on ctx cancel it detaches.
+// (code 1) with the reason when it fails; on ctx cancel it detaches. When
+// the server goes away meanwhile (a crash, server stop) it reconnects —
+// the client starts a new server, which re-adopts the job — and resumes
+// without repeating output lines.
 func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name string) error {
-	watch, err := b.WatchJob(ctx, name)
-	if err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	lw := &lockedWriter{w: io.Out}
-	logCtx, stopLogs := context.WithCancel(ctx)
-	defer stopLogs()
-	go func() {
-		defer wg.Done()
-		_ = b.Logs(logCtx, backend.Ref{Kind: "job", Name: name}, backend.LogOptions{Attempt: -1, Replica: -1, Follow: true}, lw)
-	}()
+	out := &dedupWriter{w: io.Out, seen: map[string]int{}, skip: map[string]int{}}
 	var last backend.Job
 	lastLine := ""
-	for j := range watch {
-		last = j
-		if line := stateLine(&j); line != lastLine {
-			lw.mu.Lock()
-			fmt.Fprintf(io.ErrOut, "petrel: %s\n", line)
-			lw.mu.Unlock()
-			lastLine = line
+	for try := 0; ; try++ {
+		watch, err := b.WatchJob(ctx, name)
+		if err != nil {
+			if try > 0 && ctx.Err() == nil && !errors.Is(err, backend.ErrNotFound) && try < 40 {
+				time.Sleep(250 * time.Millisecond)
+				continue
+			}
+			return err
 		}
-	}
-	if ctx.Err() != nil {
-		fmt.Fprintf(io.ErrOut, "\npetrel: detached; job %s keeps running (petrel logs %s -f)\n", name, name)
-		return nil
-	}
-	if !last.Finished() {
-		return fmt.Errorf("lost the watch on job %s before it finished; check it with petrel describe job %s", name, name)
-	}
-	// Let the log stream drain what the last attempt wrote.
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+		if try > 0 {
+			out.replay()
+			fmt.Fprintf(io.ErrOut, "petrel: reconnected to the server\n")
+		}
+		logCtx, stopLogs := context.WithCancel(ctx)
+		logsDone := make(chan struct{})
+		go func() {
+			defer close(logsDone)
+			_ = b.Logs(logCtx, backend.Ref{Kind: "job", Name: name}, backend.LogOptions{Attempt: -1, Replica: -1, Follow: true}, out)
+		}()
+		for j := range watch {
+			last = j
+			if line := stateLine(&j); line != lastLine {
+				out.mu.Lock()
+				fmt.Fprintf(io.ErrOut, "petrel: %s\n", line)
+				out.mu.Unlock()
+				lastLine = line
+			}
+		}
+		if ctx.Err() != nil {
+			stopLogs()
+			fmt.Fprintf(io.ErrOut, "\npetrel: detached; job %s keeps running (petrel logs %s -f)\n", name, name)
+			return nil
+		}
+		if last.Finished() && last.Active == 0 {
+			// Let the log stream drain what the last attempt wrote.
+			select {
+			case <-logsDone:
+			case <-time.After(5 * time.Second):
+			}
+			stopLogs()
+			<-logsDone
+			break
+		}
 		stopLogs()
-		<-done
+		<-logsDone
+		if try >= 40 {
+			return fmt.Errorf("lost the connection to the server while following job %s; check it with petrel describe job %s", name, name)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	c := last.FinalCondition()
 	dur := ""
@@ -186,6 +204,53 @@ func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name 
 	return &printers.ExitError{Code: 1, Msg: msg}
 }
 
+// dedupWriter passes "[attempt N] …" log lines through, counting them per
+// attempt; after replay() it drops as many lines of each attempt as were
+// already written, so a log stream restarted from the beginning resumes
+// where the last one stopped.
+type dedupWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	partial []byte
+	seen    map[string]int
+	skip    map[string]int
+}
+
+func (d *dedupWriter) replay() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.partial = nil
+	for k, v := range d.seen {
+		d.skip[k] = v
+	}
+}
+
+func (d *dedupWriter) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.partial = append(d.partial, p...)
+	for {
+		i := bytes.IndexByte(d.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := d.partial[:i+1]
+		key := ""
+		if strings.HasPrefix(string(line), "[attempt ") {
+			key = string(line[:bytes.IndexByte(line, ']')+1])
+		}
+		if d.skip[key] > 0 {
+			d.skip[key]--
+		} else {
+			d.seen[key]++
+			if _, err := d.w.Write(line); err != nil {
+				return 0, err
+			}
+		}
+		d.partial = d.partial[i+1:]
+	}
+}
+
 // stateLine summarises a job's state for the live status line.
 func stateLine(j *backend.Job) string {
 	total := int(j.Spec.EffectiveBackoffLimit()) + 1
@@ -207,15 +272,4 @@ func stateLine(j *backend.Job) string {
 		return fmt.Sprintf("job %s %s: attempt %d of at most %d%s", j.Name, j.Phase, a.Index, total, gpus)
 	}
 	return fmt.Sprintf("job %s %s", j.Name, j.Phase)
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
