@@ -340,7 +340,10 @@ func (s *Server) routes() http.Handler {
 		var err error
 		switch ref.Kind {
 		case "job":
-			_, err = s.eng.GetJob(r.Context(), ref.Name)
+			var j *backend.Job
+			if j, err = s.eng.GetJob(r.Context(), ref.Name); err == nil && opts.Attempt >= len(j.Attempts) {
+				err = fmt.Errorf("job %q has %d attempt(s), numbered from 0: attempt %d %w", ref.Name, len(j.Attempts), opts.Attempt, backend.ErrNotFound)
+			}
 		case "service":
 			_, err = s.eng.GetService(r.Context(), ref.Name)
 		}

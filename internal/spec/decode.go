@@ -123,8 +123,9 @@ func Parse(file string, data []byte) ([]*Document, error) {
 // server parses what a client sends, and standard input has no directory.
 func ParseDir(file, dir string, data []byte) ([]*Document, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var docs []*Document
+	var docs, partial []*Document
 	var errs ErrorList
+	var badPaths []string
 	for i := 0; ; i++ {
 		var root yaml.Node
 		err := dec.Decode(&root)
@@ -141,17 +142,42 @@ func ParseDir(file, dir string, data []byte) ([]*Document, error) {
 		d := &decoder{file: file, pos: map[string]Position{}}
 		obj := d.document(root.Content[0])
 		errs = append(errs, d.errs...)
-		if obj != nil && len(d.errs) == 0 {
-			docs = append(docs, &Document{File: file, Index: i, Object: obj, Dir: dir, FileData: data, pos: d.pos})
+		if obj != nil {
+			doc := &Document{File: file, Index: i, Object: obj, Dir: dir, FileData: data, pos: d.pos}
+			if len(d.errs) == 0 {
+				docs = append(docs, doc)
+			} else {
+				// Validate what did decode too, so one pass reports every
+				// problem; a field that failed to decode is not judged again.
+				partial = append(partial, doc)
+				for _, e := range d.errs {
+					badPaths = append(badPaths, e.Path)
+				}
+			}
+		}
+	}
+	if err := validate(append(append([]*Document(nil), docs...), partial...), nil, false); err != nil {
+		for _, e := range err.(ErrorList) {
+			if !underAny(e.Path, badPaths) {
+				errs = append(errs, e)
+			}
 		}
 	}
 	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pos.Line < errs[j].Pos.Line })
 		return nil, errs
 	}
-	if err := validate(docs, nil, false); err != nil {
-		return nil, err
-	}
 	return docs, nil
+}
+
+// underAny reports whether path is one of paths or a field beneath one.
+func underAny(path string, paths []string) bool {
+	for _, p := range paths {
+		if path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") || p == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // yamlSyntaxError turns a yaml.v3 error ("yaml: line 4: …") into a FieldError.

@@ -177,3 +177,15 @@ func TestRollingUpdateBoundsTakeCountsAndPercentages(t *testing.T) {
 		t.Fatalf("maxSurge 1.5: %v", err)
 	}
 }
+
+func TestEveryProblemIsReportedInOnePass(t *testing.T) {
+	_, err := Parse("f.yaml", []byte("apiVersion: petrel.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: j}\nspec:\n  command: [x]\n  resources: {cpu: -1, memory: 4GB, gpu: -2}\n  backoffLimit: -1\n"))
+	for _, want := range []string{"spec.resources.cpu", "spec.resources.memory", "spec.resources.gpu", "spec.backoffLimit"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not report %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "command is required") {
+		t.Errorf("a field that failed to decode was judged again: %v", err)
+	}
+}

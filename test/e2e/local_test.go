@@ -99,11 +99,11 @@ func (e *env) job(name string) backend.Job {
 	if r.code != 0 {
 		e.t.Fatalf("get job %s: %s", name, r.stderr)
 	}
-	var jobs []backend.Job
-	if err := json.Unmarshal([]byte(r.stdout), &jobs); err != nil || len(jobs) != 1 {
+	var j backend.Job // get KIND NAME -o json prints the one object, as kubectl
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || j.Name != name {
 		e.t.Fatalf("get job %s: %v %q", name, err, r.stdout)
 	}
-	return jobs[0]
+	return j
 }
 
 func (e *env) serverPID() int {
@@ -325,7 +325,7 @@ func TestMetricsPrintedWhileTheServerIsDownAreKept(t *testing.T) {
 	time.Sleep(1200 * time.Millisecond) // the server stores the first steps
 	_ = syscall.Kill(e.serverPID(), syscall.SIGKILL)
 	time.Sleep(1500 * time.Millisecond) // steps printed while no server runs
-	e.petrel("logs", "steps", "-f")      // restarts the server, waits for the end
+	e.petrel("logs", "steps", "-f")     // restarts the server, waits for the end
 	r := e.petrel("metrics", "steps", "-o", "csv")
 	for i := 1; i <= 6; i++ {
 		if strings.Count(r.stdout, fmt.Sprintf(",step,%d\n", i)) != 1 {

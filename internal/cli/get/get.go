@@ -36,6 +36,8 @@ func NewCmd(f *factory.Factory) *cobra.Command {
 			opts.Kind = args[0]
 			if len(args) == 2 {
 				opts.Name = args[1]
+			} else if k, n, ok := strings.Cut(args[0], "/"); ok {
+				opts.Kind, opts.Name = k, n // kubectl's KIND/NAME form
 			}
 			return Run(cmd.Context(), opts)
 		},
@@ -95,7 +97,11 @@ func Run(ctx context.Context, opts *Options) error {
 		} else if svcs, err = b.ListServices(ctx); err != nil {
 			return err
 		}
-		if ok, err := printers.Print(opts.IO.Out, opts.Output, svcs); ok {
+		var v any = svcs
+		if opts.Name != "" && len(svcs) == 1 {
+			v = svcs[0]
+		}
+		if ok, err := printers.Print(opts.IO.Out, opts.Output, v); ok {
 			return err
 		}
 		t := printers.NewTable(opts.IO.Out, "NAME", "READY", "URL", "METRIC", "AGE")
@@ -144,7 +150,11 @@ func orNone(s string) string {
 }
 
 func printJobs(opts *Options, jobs []backend.Job) error {
-	if ok, err := printers.Print(opts.IO.Out, opts.Output, jobs); ok {
+	var v any = jobs
+	if opts.Name != "" && len(jobs) == 1 {
+		v = jobs[0] // one object for get KIND NAME, as kubectl
+	}
+	if ok, err := printers.Print(opts.IO.Out, opts.Output, v); ok {
 		return err
 	}
 	headers := []string{"NAME", "STATUS", "ATTEMPTS", "DURATION", "AGE"}

@@ -34,12 +34,16 @@ func Print(w io.Writer, format string, v any) (bool, error) {
 
 // CheckFormat validates -o against the formats a command supports.
 func CheckFormat(format string, allowed ...string) error {
+	var names []string
 	for _, a := range allowed {
 		if format == a {
 			return nil
 		}
+		if a != "" {
+			names = append(names, a)
+		}
 	}
-	return fmt.Errorf("unknown output format %q: valid formats are %s", format, strings.Join(allowed, ", "))
+	return fmt.Errorf("unknown output format %q: valid formats are %s (or none for a table)", format, strings.Join(names, ", "))
 }
 
 // Table is a tab-aligned table written on Flush.

@@ -3,6 +3,8 @@
 package root
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/petrel-dev/petrel/internal/cli/factory"
@@ -37,7 +39,7 @@ Kubernetes cluster with --target kubernetes.`,
 		Short: "Print petrel's version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			cmd.Printf("petrel %s (api %s)\n", Version, "petrel.dev/v1alpha1")
+			fmt.Fprintf(f.IO.Out, "petrel %s (api %s)\n", Version, "petrel.dev/v1alpha1")
 		},
 	})
 	return cmd

@@ -75,6 +75,9 @@ func Read(paths []string, stdin io.Reader) ([]*spec.Document, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("no objects in %s: a spec holds documents with apiVersion: petrel.dev/v1alpha1 and a kind", strings.Join(paths, ", "))
+	}
 	return docs, nil
 }
 
