@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -124,18 +125,57 @@ func (b *Backend) Apply(ctx context.Context, docs []*spec.Document) ([]backend.A
 	if err := b.checkServed(ctx, set); err != nil {
 		return nil, err
 	}
-	var out []backend.Applied
-	for _, o := range set.Objects {
-		action, err := b.applyObject(ctx, o)
-		if err != nil {
-			return out, err
+	out := make([]backend.Applied, len(set.Objects))
+	// Objects of one tier (what workloads use, then workloads) are applied
+	// concurrently, so many jobs in one apply are bounded by the client's
+	// rate limit (QPS/Burst) rather than by each request's latency.
+	for start := 0; start < len(set.Objects); {
+		end := start
+		for end < len(set.Objects) && applyOrder(set.Objects[end]) == applyOrder(set.Objects[start]) {
+			end++
 		}
-		out = append(out, backend.Applied{Kind: o.GetObjectKind().GroupVersionKind().Kind, Name: o.GetName(), Action: action})
+		if err := b.applyTier(ctx, set.Objects[start:end], out[start:end]); err != nil {
+			return nil, err
+		}
+		start = end
 	}
 	if err := b.prune(ctx, set); err != nil {
 		return out, err
 	}
 	return out, nil
+}
+
+// applyWorkers bounds the concurrent apply requests of one Apply call.
+const applyWorkers = 16
+
+// applyTier applies objs concurrently, writing each result to out at the
+// same index; it returns the first error (in object order).
+func (b *Backend) applyTier(ctx context.Context, objs []Object, out []backend.Applied) error {
+	errs := make([]error, len(objs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(applyWorkers, len(objs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				action, err := b.applyObject(ctx, objs[i])
+				errs[i] = err
+				out[i] = backend.Applied{Kind: objs[i].GetObjectKind().GroupVersionKind().Kind, Name: objs[i].GetName(), Action: action}
+			}
+		}()
+	}
+	for i := range objs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prune deletes what an earlier apply made for an inference service and

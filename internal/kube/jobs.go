@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -14,10 +15,6 @@ import (
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
 )
-
-// listPageSize is the page size of list calls (the API server's pages keep
-// each response small; 10,000 jobs take 20 pages).
-const listPageSize = 500
 
 // GetJob reads the Job and its pods. The phase comes from the Job's
 // conditions (Complete/Failed), never from status.failed alone; attempts
@@ -39,43 +36,38 @@ func (b *Backend) GetJob(ctx context.Context, name string) (*backend.Job, error)
 	return &j, nil
 }
 
-// ListJobs lists every petrel Job in the namespace with its pods (two
-// paginated list calls, whatever the number of jobs), oldest first.
+// ListJobs lists every petrel Job in the namespace with its pods: two list
+// calls made at the same time, each answered whole (a paginated list costs
+// a round trip per page; the API server answers both from its watch
+// cache), oldest job first.
 func (b *Backend) ListJobs(ctx context.Context) ([]backend.Job, error) {
 	ns := b.ns
 	sel := LabelManagedBy + "=" + ManagedBy + "," + LabelKind + "=" + KindJob
-	var jobs []batchv1.Job
-	opts := metav1.ListOptions{LabelSelector: sel, Limit: listPageSize}
-	for {
-		l, err := b.cs.BatchV1().Jobs(ns).List(ctx, opts)
-		if err != nil {
-			return nil, b.explain(err, "list", "jobs.batch", ns, "")
-		}
-		jobs = append(jobs, l.Items...)
-		if l.Continue == "" {
-			break
-		}
-		opts.Continue = l.Continue
+	var jobs *batchv1.JobList
+	var pods *corev1.PodList
+	var jobErr, podErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pods, podErr = b.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	}()
+	jobs, jobErr = b.cs.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	wg.Wait()
+	if jobErr != nil {
+		return nil, b.explain(jobErr, "list", "jobs.batch", ns, "")
+	}
+	if podErr != nil {
+		return nil, b.explain(podErr, "list", "pods", ns, "")
 	}
 	podsOf := map[string][]corev1.Pod{}
-	opts = metav1.ListOptions{LabelSelector: sel, Limit: listPageSize}
-	for {
-		l, err := b.cs.CoreV1().Pods(ns).List(ctx, opts)
-		if err != nil {
-			return nil, b.explain(err, "list", "pods", ns, "")
-		}
-		for _, p := range l.Items {
-			w := p.Labels[LabelWorkload]
-			podsOf[w] = append(podsOf[w], p)
-		}
-		if l.Continue == "" {
-			break
-		}
-		opts.Continue = l.Continue
+	for _, p := range pods.Items {
+		w := p.Labels[LabelWorkload]
+		podsOf[w] = append(podsOf[w], p)
 	}
-	out := make([]backend.Job, 0, len(jobs))
-	for i := range jobs {
-		out = append(out, jobStatus(&jobs[i], podsOf[jobs[i].Name]))
+	out := make([]backend.Job, 0, len(jobs.Items))
+	for i := range jobs.Items {
+		out = append(out, jobStatus(&jobs.Items[i], podsOf[jobs.Items[i].Name]))
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].CreationTime.Equal(out[j].CreationTime) {
