@@ -521,29 +521,9 @@ func suggestKind(k string) string {
 	best := ""
 	lk := strings.ToLower(k)
 	for known := range kinds {
-		if d := editDistance(lk, strings.ToLower(known)); d < bestD {
+		if d := spec.EditDistance(lk, strings.ToLower(known)); d < bestD {
 			best, bestD = known, d
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

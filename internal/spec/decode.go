@@ -452,7 +452,7 @@ func tagName(tag string) string {
 func suggest(got string, candidates []string) string {
 	best, bestD := "", 2+len(got)/3
 	for _, c := range candidates {
-		if dd := editDistance(strings.ToLower(got), strings.ToLower(c)); dd < bestD {
+		if dd := EditDistance(strings.ToLower(got), strings.ToLower(c)); dd < bestD {
 			best, bestD = c, dd
 		}
 	}
@@ -462,7 +462,9 @@ func suggest(got string, candidates []string) string {
 	return "; did you mean " + strconv.Quote(best) + "?"
 }
 
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b in bytes (for
+// "did you mean" suggestions).
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

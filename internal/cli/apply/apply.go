@@ -12,7 +12,6 @@ import (
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/cli/factory"
 	"github.com/petrel-dev/petrel/internal/cli/specfiles"
-	"github.com/petrel-dev/petrel/internal/spec"
 )
 
 // Options holds everything apply needs.
@@ -46,13 +45,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	var names []string
-	if vs, err := b.ListVolumes(ctx); err == nil {
-		for _, v := range vs {
-			names = append(names, v.Name)
-		}
-	}
-	if err := spec.Validate(docs, names...); err != nil {
+	if err := specfiles.ValidateFor(ctx, docs, b); err != nil {
 		return err
 	}
 	applied, err := b.Apply(ctx, docs)

@@ -61,18 +61,15 @@ the service's URL on standard output.`,
 
 // Run applies the file and waits for the service.
 func Run(ctx context.Context, opts *Options) error {
+	docs, err := specfiles.Read(opts.Files, opts.IO.In)
+	if err != nil {
+		return err
+	}
 	b, err := opts.Backend(ctx)
 	if err != nil {
 		return err
 	}
-	var vols []string
-	if vs, err := b.ListVolumes(ctx); err == nil {
-		for _, v := range vs {
-			vols = append(vols, v.Name)
-		}
-	}
-	docs, err := specfiles.ReadAndValidate(opts.Files, opts.IO.In, vols)
-	if err != nil {
+	if err := specfiles.ValidateFor(ctx, docs, b); err != nil {
 		return err
 	}
 	var svc *v1alpha1.InferenceService

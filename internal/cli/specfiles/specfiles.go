@@ -3,6 +3,7 @@
 package specfiles
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
@@ -81,15 +83,15 @@ func Read(paths []string, stdin io.Reader) ([]*spec.Document, error) {
 	return docs, nil
 }
 
-// ReadAndValidate is Read followed by spec.Validate with the volumes that
-// already exist on the target (so a job may mount a volume applied earlier).
-func ReadAndValidate(paths []string, stdin io.Reader, existingVolumes []string) ([]*spec.Document, error) {
-	docs, err := Read(paths, stdin)
-	if err != nil {
-		return nil, err
+// ValidateFor checks docs together with the volumes that already exist on
+// target b, so a job may mount a volume applied earlier. Listing errors
+// leave only the documents' own volumes to check against.
+func ValidateFor(ctx context.Context, docs []*spec.Document, b backend.Backend) error {
+	var names []string
+	if vs, err := b.ListVolumes(ctx); err == nil {
+		for _, v := range vs {
+			names = append(names, v.Name)
+		}
 	}
-	if err := spec.Validate(docs, existingVolumes...); err != nil {
-		return nil, err
-	}
-	return docs, nil
+	return spec.Validate(docs, names...)
 }

@@ -62,19 +62,6 @@ type replacer interface {
 	ApplyReplace(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error)
 }
 
-// volumeNames lists the target's volumes (for validation of mounts).
-func volumeNames(ctx context.Context, b backend.Backend) []string {
-	vs, err := b.ListVolumes(ctx)
-	if err != nil {
-		return nil
-	}
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = v.Name
-	}
-	return out
-}
-
 // Run creates the job and follows it.
 func Run(ctx context.Context, opts *Options) error {
 	docs, err := specfiles.Read(opts.Files, opts.IO.In)
@@ -97,7 +84,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	if err := spec.Validate(docs, volumeNames(ctx, b)...); err != nil {
+	if err := specfiles.ValidateFor(ctx, docs, b); err != nil {
 		return err
 	}
 	var applied []backend.Applied
