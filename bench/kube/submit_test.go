@@ -230,6 +230,19 @@ func BenchmarkListJobs(b *testing.B) {
 		}
 	})
 
+	b.Run("petrel-client-list", func(b *testing.B) {
+		be, err := kube.New(kube.Config{Kubeconfig: c.Kubeconfig, Namespace: ns})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range b.N {
+			l, err := be.Client().BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{})
+			if err != nil || len(l.Items) != n {
+				b.Fatalf("listed %d jobs (%v), want %d", len(l.Items), err, n)
+			}
+		}
+	})
+
 	b.Run("petrel-ListJobs", func(b *testing.B) {
 		be, err := kube.New(kube.Config{Kubeconfig: c.Kubeconfig, Namespace: ns})
 		if err != nil {

@@ -53,6 +53,7 @@ func TestCommandsOnKubernetesTarget(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("train digits: %v\nstderr:\n%s", r.err, r.errOut)
 	}
+	t.Logf("train digits:\nstdout:\n%s\nstderr:\n%s", r.out, r.errOut)
 	for _, want := range []string{"job/digits-train created", "persistentvolumeclaim/digits-data created"} {
 		if !strings.Contains(r.errOut, want) {
 			t.Errorf("train stderr lacks %q:\n%s", want, r.errOut)

@@ -113,12 +113,6 @@ func New(cfg Config) (*Backend, error) {
 	if rc.Burst == 0 {
 		rc.Burst = DefaultBurst
 	}
-	// On a loopback API server (kind, k3d, kwok, a tunnel) gzip costs the
-	// server far more CPU than it saves in transfer: a list of 10,000 Jobs
-	// spends most of its time compressing. Remote servers keep it.
-	if isLoopback(rc.Host) {
-		rc.DisableCompression = true
-	}
 	// Protobuf halves the time to decode large lists (get over 10,000 jobs).
 	rc.ContentType = runtime.ContentTypeProtobuf
 	rc.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
@@ -134,20 +128,6 @@ func New(cfg Config) (*Backend, error) {
 }
 
 const filepathListSeparator = ':'
-
-// isLoopback reports whether the API server URL names this machine.
-func isLoopback(host string) bool {
-	u, err := url.Parse(host)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	h := u.Hostname()
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
 
 // Namespace is the namespace the backend reads and, unless a spec names
 // another, writes.

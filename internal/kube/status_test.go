@@ -301,23 +301,3 @@ current-context: ctx-a
 		})
 	}
 }
-
-func TestCompressionIsOffOnlyForLoopbackServers(t *testing.T) {
-	cases := map[string]bool{
-		"https://127.0.0.1:6443":        true,
-		"https://localhost:32768":       true,
-		"https://[::1]:6443":            true,
-		"https://10.0.0.1:6443":         false,
-		"https://api.example.com":       false,
-		"https://127.0.0.1.example.com": false,
-	}
-	for host, loop := range cases {
-		b, err := New(Config{REST: &rest.Config{Host: host}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.rest.DisableCompression != loop {
-			t.Errorf("%s: DisableCompression = %v, want %v", host, b.rest.DisableCompression, loop)
-		}
-	}
-}
