@@ -205,7 +205,8 @@ func attemptOf(i int, p *corev1.Pod, pfp *v1alpha1.PodFailurePolicy) backend.Att
 	return a
 }
 
-// waitingReason says why no attempt of an unfinished job runs.
+// waitingReason says why no attempt of an unfinished job runs. Attempts
+// are numbered from 1 here, as in the local engine's waiting lines.
 func waitingReason(job *batchv1.Job, attempts []backend.Attempt, pods []corev1.Pod) string {
 	for i := len(attempts) - 1; i >= 0; i-- {
 		a := attempts[i]
@@ -220,16 +221,16 @@ func waitingReason(job *batchv1.Job, attempts []backend.Attempt, pods []corev1.P
 		case a.Reason != "":
 			return a.Reason
 		case pods[i].Spec.NodeName == "":
-			return "waiting for the scheduler to place attempt " + fmt.Sprint(i)
+			return "waiting for the scheduler to place attempt " + fmt.Sprint(i+1)
 		default:
-			return "attempt " + fmt.Sprint(i) + " is starting on node " + pods[i].Spec.NodeName
+			return "attempt " + fmt.Sprint(i+1) + " is starting on node " + pods[i].Spec.NodeName
 		}
 	}
 	if job.Spec.Suspend != nil && *job.Spec.Suspend {
 		return "suspended"
 	}
 	if n := len(attempts); n > 0 {
-		return fmt.Sprintf("back-off before attempt %d (the Job controller delays retries after failures)", n)
+		return fmt.Sprintf("back-off before attempt %d (the Job controller delays retries after failures)", n+1)
 	}
 	return "waiting for the Job controller to create the first pod"
 }
