@@ -4,30 +4,12 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"regexp"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/katib"
 )
-
-// katibMetric is Katib's default StdOut metrics filter
-// (pkg/metricscollector/v1beta1/common: `([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)`),
-// so `epoch=3 loss=0.41 accuracy=0.93` yields three samples.
-var katibMetric = regexp.MustCompile(`([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)`)
-
-// ParseMetricLine returns the name=value pairs of one output line, in order.
-func ParseMetricLine(line string) [][2]string {
-	var out [][2]string
-	for _, m := range katibMetric.FindAllStringSubmatch(line, -1) {
-		if m[2] == "" || m[2] == "+" || m[2] == "-" {
-			continue
-		}
-		out = append(out, [2]string{m[1], m[2]})
-	}
-	return out
-}
 
 // metricsTail reads an attempt's log file incrementally and turns complete
 // lines into metric points.
@@ -79,12 +61,8 @@ func (m *metricsTail) read(attempt int, final bool) {
 }
 
 func (m *metricsTail) addLine(attempt int, line string, t time.Time) {
-	for _, kv := range ParseMetricLine(line) {
-		v, err := strconv.ParseFloat(kv[1], 64)
-		if err != nil {
-			continue
-		}
-		m.pts = append(m.pts, backend.MetricPoint{Attempt: attempt, Time: t, Name: kv[0], Value: v})
+	for _, kv := range katib.ParseLine(line) {
+		m.pts = append(m.pts, backend.MetricPoint{Attempt: attempt, Time: t, Name: kv.Name, Value: kv.Value})
 	}
 }
 

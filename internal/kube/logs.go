@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/katib"
 )
 
 // Logs writes pod logs of the workload's main container. For a job,
@@ -152,11 +151,6 @@ func (b *Backend) podLogs(ctx context.Context, ns, pod string, follow bool, pref
 	}
 }
 
-// katibMetric is Katib's default StdOut metrics filter (the local engine
-// uses the same expression), so `epoch=3 loss=0.41 accuracy=0.93` yields
-// three samples.
-var katibMetric = regexp.MustCompile(`([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)`)
-
 // Metrics parses Katib-format metric lines from every attempt's pod log
 // (requested with timestamps, which give each point its time). An attempt
 // whose log cannot be read (a pod never started, or a node that serves no
@@ -190,12 +184,8 @@ func parseMetrics(attempt int, log string) []backend.MetricPoint {
 		if err != nil {
 			t, rest = time.Time{}, line
 		}
-		for _, m := range katibMetric.FindAllStringSubmatch(rest, -1) {
-			v, err := strconv.ParseFloat(m[2], 64)
-			if err != nil {
-				continue
-			}
-			out = append(out, backend.MetricPoint{Attempt: attempt, Time: t, Name: m[1], Value: v})
+		for _, m := range katib.ParseLine(rest) {
+			out = append(out, backend.MetricPoint{Attempt: attempt, Time: t, Name: m.Name, Value: m.Value})
 		}
 	}
 	return out
