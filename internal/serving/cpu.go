@@ -91,5 +91,11 @@ func (s *CPUSampler) Sample(name string, pid int, now time.Time) (millicores flo
 	return (secs - prev.seconds) / now.Sub(prev.at).Seconds() * 1000, true
 }
 
+// Has reports whether a replica has a reading to measure the next against.
+func (s *CPUSampler) Has(name string) bool {
+	_, ok := s.last[name]
+	return ok
+}
+
 // Forget drops a replica's last reading (after a restart or deletion).
 func (s *CPUSampler) Forget(name string) { delete(s.last, name) }

@@ -859,8 +859,26 @@ func (s *Service) autoscaleLoop() {
 			return
 		case <-sample.C:
 			s.lb.SampleInFlight()
+			s.primeCPU()
 		case <-sync.C:
 			s.autoscale()
+		}
+	}
+}
+
+// primeCPU takes a first CPU reading of replicas that have none, so the
+// first sync after a replica starts already has a rate (metrics-server
+// likewise reports a pod's CPU once it has a window of samples).
+func (s *Service) primeCPU() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.autoscaler == nil || s.autoscaler.Kind != MetricCPU {
+		return
+	}
+	now := time.Now()
+	for _, r := range s.replicas {
+		if r.proc != nil && !r.terminating && !s.cpu.Has(r.name) {
+			s.cpu.Sample(r.name, r.proc.Pid(), now)
 		}
 	}
 }
