@@ -192,7 +192,8 @@ type TrainingJobSpec struct {
 	TTLSecondsAfterFinished *int32 `yaml:"ttlSecondsAfterFinished,omitempty" json:"ttlSecondsAfterFinished,omitempty"`
 	// TerminationGracePeriodSeconds is the time between SIGTERM and SIGKILL
 	// when an attempt is stopped (core/v1, default 30).
-	TerminationGracePeriodSeconds *int64 `yaml:"terminationGracePeriodSeconds,omitempty" json:"terminationGracePeriodSeconds,omitempty"`
+	TerminationGracePeriodSeconds *int64           `yaml:"terminationGracePeriodSeconds,omitempty" json:"terminationGracePeriodSeconds,omitempty"`
+	SecurityContext               *SecurityContext `yaml:"securityContext,omitempty" json:"securityContext,omitempty"`
 }
 
 // GetKind implements Object.
@@ -292,7 +293,19 @@ type InferenceServiceSpec struct {
 
 	Strategy *RollingUpdate `yaml:"strategy,omitempty" json:"strategy,omitempty"`
 	// TerminationGracePeriodSeconds as core/v1 (default 30).
-	TerminationGracePeriodSeconds *int64 `yaml:"terminationGracePeriodSeconds,omitempty" json:"terminationGracePeriodSeconds,omitempty"`
+	TerminationGracePeriodSeconds *int64           `yaml:"terminationGracePeriodSeconds,omitempty" json:"terminationGracePeriodSeconds,omitempty"`
+	SecurityContext               *SecurityContext `yaml:"securityContext,omitempty" json:"securityContext,omitempty"`
+}
+
+// SecurityContext mirrors the core/v1 PodSecurityContext fields a workload
+// needs to use its volumes: the user and group it runs as and the group
+// that owns mounted volumes (fsGroup), so an image running as non-root can
+// write to a fresh PersistentVolumeClaim. Rendered on Kubernetes; recorded
+// and not enforced on the local engine (workloads run as the server's user).
+type SecurityContext struct {
+	RunAsUser  *int64 `yaml:"runAsUser,omitempty" json:"runAsUser,omitempty"`
+	RunAsGroup *int64 `yaml:"runAsGroup,omitempty" json:"runAsGroup,omitempty"`
+	FSGroup    *int64 `yaml:"fsGroup,omitempty" json:"fsGroup,omitempty"`
 }
 
 // Autoscaling mirrors autoscaling/v2 HorizontalPodAutoscalerSpec.

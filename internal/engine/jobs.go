@@ -80,6 +80,9 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 	}
 	delete(e.tombstones, j.Metadata.Name)
 	r := &jobRecord{Job: backend.Job{Name: j.Metadata.Name, Spec: j.Spec, Phase: backend.JobPending, CreationTime: time.Now()}, Dir: dir, Labels: j.Metadata.Labels}
+	if j.Spec.SecurityContext != nil {
+		r.Notes = append(r.Notes, "securityContext applies on Kubernetes only: locally the job runs as the server's user")
+	}
 	if e.limitsErr != nil && (j.Spec.Resources.CPU != nil || j.Spec.Resources.Memory != nil) {
 		r.Notes = append(r.Notes, "CPU and memory limits are NOT enforced on this host: "+e.limitsErr.Error())
 	}

@@ -264,6 +264,7 @@ type podParts struct {
 	resources  v1alpha1.Resources
 	mounts     []v1alpha1.VolumeMount
 	grace      *int64
+	security   *v1alpha1.SecurityContext
 }
 
 // podSpec renders the pod template shared by Jobs and Deployments: the
@@ -343,6 +344,9 @@ func (r *renderer) podSpec(d *spec.Document, meta *v1alpha1.ObjectMeta, p podPar
 		c.Resources.Limits[corev1.ResourceMemory] = *res.Memory
 	}
 	ps := corev1.PodSpec{TerminationGracePeriodSeconds: p.grace}
+	if sc := p.security; sc != nil {
+		ps.SecurityContext = &corev1.PodSecurityContext{RunAsUser: sc.RunAsUser, RunAsGroup: sc.RunAsGroup, FSGroup: sc.FSGroup}
+	}
 	if res.GPU > 0 {
 		gpu := corev1.ResourceName(res.GPUName())
 		c.Resources.Limits[gpu] = *resource.NewQuantity(int64(res.GPU), resource.DecimalSI)
@@ -391,6 +395,7 @@ func (r *renderer) trainingJob(d *spec.Document, j *v1alpha1.TrainingJob) {
 	ps := r.podSpec(d, &j.Metadata, podParts{
 		kind: KindJob, name: j.Metadata.Name, image: s.Image, command: s.Command, args: s.Args, env: s.Env,
 		workingDir: s.WorkingDir, resources: s.Resources, mounts: s.Volumes, grace: s.TerminationGracePeriodSeconds,
+		security: s.SecurityContext,
 	})
 	ps.RestartPolicy = corev1.RestartPolicyNever
 	masked := *s
@@ -433,6 +438,7 @@ func (r *renderer) inferenceService(d *spec.Document, is *v1alpha1.InferenceServ
 	ps := r.podSpec(d, &is.Metadata, podParts{
 		kind: KindService, name: name, image: s.Image, command: s.Command, args: s.Args, env: s.Env,
 		workingDir: s.WorkingDir, resources: s.Resources, mounts: s.Volumes, grace: s.TerminationGracePeriodSeconds,
+		security: s.SecurityContext,
 	})
 	c := &ps.Containers[0]
 	c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: s.Port, Protocol: corev1.ProtocolTCP}}

@@ -90,6 +90,8 @@ func TestRenderTrainingJobMapsEveryField(t *testing.T) {
 		{"activeDeadlineSeconds 3600", *job.Spec.ActiveDeadlineSeconds == 3600},
 		{"ttlSecondsAfterFinished 600", *job.Spec.TTLSecondsAfterFinished == 600},
 		{"terminationGracePeriodSeconds 45", *ps.TerminationGracePeriodSeconds == 45},
+		{"securityContext runAsUser/runAsGroup/fsGroup 65532", ps.SecurityContext != nil && *ps.SecurityContext.RunAsUser == 65532 &&
+			*ps.SecurityContext.RunAsGroup == 65532 && *ps.SecurityContext.FSGroup == 65532},
 		{"two podFailurePolicy rules", len(job.Spec.PodFailurePolicy.Rules) == 2},
 		{"rule 0 FailJob In [42 43]", job.Spec.PodFailurePolicy.Rules[0].Action == batchv1.PodFailurePolicyActionFailJob &&
 			job.Spec.PodFailurePolicy.Rules[0].OnExitCodes.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn &&

@@ -87,6 +87,17 @@ func (v *validator) meta(m *v1alpha1.ObjectMeta) {
 	}
 }
 
+func (v *validator) securityContext(sc *v1alpha1.SecurityContext) {
+	if sc == nil {
+		return
+	}
+	for f, id := range map[string]*int64{"runAsUser": sc.RunAsUser, "runAsGroup": sc.RunAsGroup, "fsGroup": sc.FSGroup} {
+		if id != nil && *id < 0 {
+			v.fail("spec.securityContext."+f, "set a numeric user or group id, 0 or more", "negative %s %d", f, *id)
+		}
+	}
+}
+
 func (v *validator) workload(command []string, env []v1alpha1.EnvVar, res *v1alpha1.Resources, mounts []v1alpha1.VolumeMount, declared map[string]bool) {
 	if len(command) == 0 || command[0] == "" {
 		v.fail("spec.command", `give the program and its arguments as a list, e.g. command: [python3, train.py]`, "command is required")
@@ -144,6 +155,7 @@ func (v *validator) workload(command []string, env []v1alpha1.EnvVar, res *v1alp
 
 func (v *validator) trainingJob(s *v1alpha1.TrainingJobSpec, declared map[string]bool) {
 	v.workload(s.Command, s.Env, &s.Resources, s.Volumes, declared)
+	v.securityContext(s.SecurityContext)
 	if s.BackoffLimit != nil && *s.BackoffLimit < 0 {
 		v.fail("spec.backoffLimit", "set 0 (no retries) or more; the Kubernetes default is 6", "negative backoffLimit %d", *s.BackoffLimit)
 	}
@@ -185,6 +197,7 @@ func (v *validator) trainingJob(s *v1alpha1.TrainingJobSpec, declared map[string
 
 func (v *validator) inferenceService(s *v1alpha1.InferenceServiceSpec, declared map[string]bool) {
 	v.workload(s.Command, s.Env, &s.Resources, s.Volumes, declared)
+	v.securityContext(s.SecurityContext)
 	if s.Port < 1 || s.Port > 65535 {
 		v.fail("spec.port", "set the port the server listens on, 1–65535; locally it is published as $(PORT)", "port %d out of range", s.Port)
 	}
