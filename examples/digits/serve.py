@@ -38,6 +38,18 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+_log_lock = threading.Lock()
+
+
+def log(line, stream=None):
+    """Write one whole line: the model loads in a thread while the server
+    starts, and print() from two threads can interleave within a line."""
+    stream = stream or sys.stdout
+    with _log_lock:
+        stream.write(line + "\n")
+        stream.flush()
+
+
 MODEL_NAME = "digits"
 FEATURES = 64
 
@@ -103,10 +115,10 @@ def load_model(path, delay):
     try:
         with open(path) as f:
             State.model = Model(json.load(f))
-        print("loaded model %s" % path, flush=True)
+        log("loaded model %s" % path)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
         State.error = "cannot load model %s: %s; run the training job first (petrel train -f examples/digits/train.yaml)" % (path, e)
-        print(State.error, file=sys.stderr, flush=True)
+        log(State.error, sys.stderr)
 
 
 def flatten(data):
@@ -232,7 +244,7 @@ def main():
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
-    print("serving %s on %s:%d" % (MODEL_NAME, args.host, args.port), flush=True)
+    log("serving %s on %s:%d" % (MODEL_NAME, args.host, args.port))
     server.serve_forever()
     # No new connections are accepted; let requests in flight finish.
     with State.idle:
