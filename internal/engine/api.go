@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
@@ -55,11 +56,10 @@ func (e *Engine) load() error {
 			}
 			var gpus []int
 			for _, g := range a.GPUs {
-				var n int
-				fmt.Sscan(g, &n)
-				gpus = append(gpus, n)
+				if n, err := strconv.Atoi(g); err == nil {
+					gpus = append(gpus, n)
+				}
 			}
-			ra.gpus = gpus
 			e.gpus.reserve(gpus, r.Name)
 			e.running[r.Name] = ra
 			e.wg.Add(2)
@@ -410,9 +410,6 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 						return werr
 					}
 					partial = nil
-					if fl, ok := w.(interface{ Flush() }); ok {
-						fl.Flush()
-					}
 					continue
 				}
 				partial = append(partial, line...)

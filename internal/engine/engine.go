@@ -50,6 +50,7 @@ type Engine struct {
 	limitsErr error // why cgroup limits cannot be enforced, or nil
 	subs      map[string]chan struct{}
 	timers    map[string]*timer
+	spareMu   sync.Mutex // guards spare (not e.mu: replicas start without it)
 	spare     *spareShim
 	// tombstones keep the final state of jobs deleted right after they
 	// finished (ttlSecondsAfterFinished: 0) for watchers that were late.
@@ -132,12 +133,14 @@ func (e *Engine) Close() error {
 	for _, t := range e.timers {
 		t.t.Stop()
 	}
+	e.mu.Unlock()
+	e.spareMu.Lock()
 	if e.spare != nil {
 		e.spare.stdin.Close() // an unused spare exits on EOF
 		go e.spare.cmd.Wait()
 		e.spare = nil
 	}
-	e.mu.Unlock()
+	e.spareMu.Unlock()
 	e.wg.Wait()
 	e.detachServices()
 	return e.store.Close()

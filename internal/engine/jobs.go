@@ -38,7 +38,6 @@ type runningAttempt struct {
 	job      string
 	index    int
 	dir      string
-	gpus     []int
 	deadline bool // killed by activeDeadlineSeconds
 	killing  bool
 	metrics  *metricsTail
@@ -238,7 +237,7 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	}
 	var shim *exec.Cmd
 	if err == nil {
-		shim, err = e.takeShim(dir)
+		shim, err = e.launchShim(dir)
 	}
 	r.Waiting = ""
 	r.Active = 1
@@ -261,7 +260,7 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 		e.cfg.Logf("persist attempt: %v", err)
 	}
 	e.persist(r)
-	ra := &runningAttempt{job: r.Name, index: idx, dir: dir, gpus: gpus, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
+	ra := &runningAttempt{job: r.Name, index: idx, dir: dir, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
 	e.running[r.Name] = ra
 	// Not counted in e.wg: Close must not wait for workloads to end.
 	go func() {
@@ -275,77 +274,12 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	}
 }
 
-// spareShim is a shim started ahead of time and waiting on its standard
-// input for the directory of the attempt it is to own, so starting an
-// attempt does not wait for a process start of this (large) binary. Once
-// handed its directory it no longer reads from the server.
-type spareShim struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-}
-
-func (e *Engine) startSpareShim() (*spareShim, error) {
-	argv := append(append([]string(nil), e.cfg.ShimArgv...), "-")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives the server
-	cmd.Dir = "/"
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return &spareShim{cmd: cmd, stdin: in}, nil
-}
-
-// takeShim hands dir to the spare shim (starting one if there is none)
-// and starts the next spare in the background. Caller holds e.mu.
-func (e *Engine) takeShim(dir string) (*exec.Cmd, error) {
-	sp := e.spare
-	e.spare = nil
-	if sp == nil {
-		var err error
-		if sp, err = e.startSpareShim(); err != nil {
-			return nil, fmt.Errorf("start shim: %w", err)
-		}
-	}
-	_, err := io.WriteString(sp.stdin, dir+"\n")
-	sp.stdin.Close()
-	if err != nil {
-		_ = sp.cmd.Process.Kill()
-		_ = sp.cmd.Wait()
-		return nil, fmt.Errorf("hand attempt to shim: %w", err)
-	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		next, err := e.startSpareShim()
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if err != nil || e.spare != nil || e.ctx.Err() != nil {
-			if next != nil {
-				next.stdin.Close() // it exits on EOF
-				go next.cmd.Wait()
-			}
-			return
-		}
-		e.spare = next
-	}()
-	return sp.cmd, nil
-}
-
 // shimConfig resolves argv, environment and working directory of an
 // attempt: $(VAR) expansion over the container environment (kubelet
 // semantics), each mount's pathEnv set to the volume's local directory,
 // GPUs published through CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES.
 func (e *Engine) shimConfig(r *jobRecord, gpus []int) (*ShimConfig, error) {
-	base := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			base[k] = v
-		}
-	}
+	base := hostEnv()
 	var vars [][2]string
 	vars = append(vars, [2]string{"PETREL_JOB_NAME", r.Name}, [2]string{"PETREL_ATTEMPT", strconv.Itoa(len(r.Attempts))})
 	if e.gpus.total() > 0 || len(gpus) > 0 {
@@ -405,7 +339,7 @@ func (e *Engine) shimConfig(r *jobRecord, gpus []int) (*ShimConfig, error) {
 		if q := r.Spec.Resources.CPU; q != nil {
 			cfg.Limits.CPUMillicores = q.MilliValue()
 		}
-		cfg.Cgroup = fmt.Sprintf("petrel/%s-%d-%d", r.Name, len(r.Attempts), time.Now().UnixNano())
+		cfg.Cgroup = e.cgroupFor(fmt.Sprintf("%s-%d", r.Name, len(r.Attempts)))
 	}
 	return cfg, nil
 }
@@ -473,23 +407,20 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 	default:
 		a.ExitCode = &st.ExitCode
 		a.EndTime = &st.Finished
+		a.Phase, a.Reason = "Failed", st.Reason()
 		switch {
-		case st.ExitCode == 0 && !ra.deadline:
-			a.Phase, a.Reason = "Succeeded", backend.ReasonCompleted
 		case ra.deadline:
-			a.Phase, a.Reason = "Failed", backend.ReasonDeadlineExceeded
+			a.Reason = backend.ReasonDeadlineExceeded
 			a.Message = "killed: the job's activeDeadlineSeconds passed"
-		case st.OOMKilled:
-			a.Phase, a.Reason = "Failed", backend.ReasonOOMKilled
+		case a.Reason == backend.ReasonCompleted:
+			a.Phase = "Succeeded"
+		case a.Reason == backend.ReasonOOMKilled:
 			a.Message = "the kernel OOM-killed the attempt at its memory limit"
 			if q := r.Spec.Resources.Memory; q != nil {
 				a.Message += " (" + q.String() + ")"
 			}
-		default:
-			a.Phase, a.Reason = "Failed", backend.ReasonError
-			if st.Signal != "" {
-				a.Message = "ended by signal " + st.Signal
-			}
+		case st.Signal != "":
+			a.Message = "ended by signal " + st.Signal
 		}
 	}
 	if a.Phase == "Failed" {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -342,12 +341,7 @@ func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.P
 	// and pids of the previous run go.
 	_ = os.Remove(filepath.Join(dir, shimStatusFile))
 	_ = os.Remove(filepath.Join(dir, shimPidsFile))
-	base := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			base[k] = v
-		}
-	}
+	base := hostEnv()
 	for _, kv := range rs.Env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			base[k] = v
@@ -368,20 +362,15 @@ func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.P
 	r.mu.Lock()
 	cfg := ShimConfig{Argv: argv, Env: env, Dir: rs.Dir, Limits: r.limits}
 	r.mu.Unlock()
-	if cfg.Limits.MemoryBytes > 0 || cfg.Limits.CPUMillicores > 0 {
-		cfg.Cgroup = fmt.Sprintf("petrel/svc-%s-%d", rs.Name, time.Now().UnixNano())
-	}
+	cfg.Cgroup = r.e.cgroupFor("svc-" + rs.Name)
 	if err := writeJSONAtomic(filepath.Join(dir, shimConfigFile), cfg); err != nil {
 		return nil, fmt.Errorf("write replica config: %w", err)
 	}
 	if err := writeJSONAtomic(filepath.Join(dir, replicaFile), replicaInfo{rs.Index, rs.Generation, rs.Port}); err != nil {
 		return nil, fmt.Errorf("write replica record: %w", err)
 	}
-	shimArgv := append(append([]string(nil), r.e.cfg.ShimArgv...), dir)
-	shim := exec.Command(shimArgv[0], shimArgv[1:]...)
-	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	shim.Dir = "/"
-	if err := shim.Start(); err != nil {
+	shim, err := r.e.launchShim(dir)
+	if err != nil {
 		return nil, fmt.Errorf("start the shim for replica %s: %w", rs.Name, err)
 	}
 	p := newShimProc(dir, shim.Process.Pid)
@@ -411,15 +400,7 @@ func (p *shimProc) finish() {
 	var st ShimStatus
 	ex := serving.Exit{Code: 128, Reason: backend.ReasonError}
 	if err := readJSON(filepath.Join(p.dir, shimStatusFile), &st); err == nil {
-		ex.Code, ex.Signal = int(st.ExitCode), st.Signal
-		switch {
-		case st.StartError != "":
-			ex.Reason = backend.ReasonStartError
-		case st.OOMKilled:
-			ex.Reason = backend.ReasonOOMKilled
-		case st.ExitCode == 0:
-			ex.Reason = backend.ReasonCompleted
-		}
+		ex.Code, ex.Signal, ex.Reason = int(st.ExitCode), st.Signal, st.Reason()
 	}
 	p.wait <- ex
 	close(p.wait)
