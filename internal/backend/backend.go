@@ -273,3 +273,16 @@ type Finding struct {
 	Line int    `json:"line,omitempty"`
 	Col  int    `json:"col,omitempty"`
 }
+
+// ValidateSpec checks docs together with the volumes that already exist
+// on b (spec.Validate), so a workload may mount a volume applied earlier.
+// When b cannot list its volumes, only the documents' own are known.
+func ValidateSpec(ctx context.Context, b Backend, docs []*spec.Document) error {
+	var names []string
+	if vs, err := b.ListVolumes(ctx); err == nil {
+		for _, v := range vs {
+			names = append(names, v.Name)
+		}
+	}
+	return spec.Validate(docs, names...)
+}

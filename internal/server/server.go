@@ -212,7 +212,7 @@ func (s *Server) routes() http.Handler {
 			docs = append(docs, d...)
 		}
 		if len(errs) == 0 {
-			if err := spec.Validate(docs, s.volumeNames(r.Context())...); err != nil {
+			if err := backend.ValidateSpec(r.Context(), s.eng, docs); err != nil {
 				errors.As(err, &errs)
 			}
 		}
@@ -361,16 +361,4 @@ func (s *Server) routes() http.Handler {
 		}
 	})
 	return mux
-}
-
-func (s *Server) volumeNames(ctx context.Context) []string {
-	vs, err := s.eng.ListVolumes(ctx)
-	if err != nil {
-		return nil
-	}
-	names := make([]string, len(vs))
-	for i, v := range vs {
-		names[i] = v.Name
-	}
-	return names
 }

@@ -45,7 +45,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	if err := specfiles.ValidateFor(ctx, docs, b); err != nil {
+	if err := backend.ValidateSpec(ctx, b, docs); err != nil {
 		return err
 	}
 	applied, err := b.Apply(ctx, docs)

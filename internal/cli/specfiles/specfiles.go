@@ -3,7 +3,6 @@
 package specfiles
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
@@ -81,17 +79,4 @@ func Read(paths []string, stdin io.Reader) ([]*spec.Document, error) {
 		return nil, fmt.Errorf("no objects in %s: a spec holds documents with apiVersion: petrel.dev/v1alpha1 and a kind", strings.Join(paths, ", "))
 	}
 	return docs, nil
-}
-
-// ValidateFor checks docs together with the volumes that already exist on
-// target b, so a job may mount a volume applied earlier. Listing errors
-// leave only the documents' own volumes to check against.
-func ValidateFor(ctx context.Context, docs []*spec.Document, b backend.Backend) error {
-	var names []string
-	if vs, err := b.ListVolumes(ctx); err == nil {
-		for _, v := range vs {
-			names = append(names, v.Name)
-		}
-	}
-	return spec.Validate(docs, names...)
 }

@@ -84,7 +84,7 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	if err := specfiles.ValidateFor(ctx, docs, b); err != nil {
+	if err := backend.ValidateSpec(ctx, b, docs); err != nil {
 		return err
 	}
 	var applied []backend.Applied
