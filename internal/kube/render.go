@@ -53,7 +53,7 @@ const (
 	// DefaultVolumeSize is the storage request of a Volume without size.
 	DefaultVolumeSize = "1Gi"
 	// MaskedValue replaces secret values wherever petrel prints them.
-	MaskedValue = "******"
+	MaskedValue = v1alpha1.SecretMask
 )
 
 // Ref kinds as they appear in LabelKind and backend.Ref.Kind.
@@ -199,21 +199,6 @@ func withSpecAnnotation(om metav1.ObjectMeta, specValue any) metav1.ObjectMeta {
 	}
 	om.Annotations[AnnotationSpec] = string(b)
 	return om
-}
-
-// maskEnv returns env with secret values replaced by MaskedValue.
-func maskEnv(env []v1alpha1.EnvVar) []v1alpha1.EnvVar {
-	if len(env) == 0 {
-		return nil
-	}
-	out := make([]v1alpha1.EnvVar, len(env))
-	for i, e := range env {
-		out[i] = e
-		if e.Secret {
-			out[i].Value = MaskedValue
-		}
-	}
-	return out
 }
 
 // SecretName is the name of the Secret holding a workload's secret env
@@ -399,7 +384,7 @@ func (r *renderer) trainingJob(d *spec.Document, j *v1alpha1.TrainingJob) {
 	})
 	ps.RestartPolicy = corev1.RestartPolicyNever
 	masked := *s
-	masked.Env = maskEnv(s.Env)
+	masked.Env = v1alpha1.MaskSecrets(s.Env)
 	om := withSpecAnnotation(r.objectMeta(&j.Metadata, KindJob, j.Metadata.Name), masked)
 	tmplMeta := r.objectMeta(&j.Metadata, KindJob, "")
 	tmplMeta.Namespace = ""
@@ -452,7 +437,7 @@ func (r *renderer) inferenceService(d *spec.Document, is *v1alpha1.InferenceServ
 	c.StartupProbe = probe(s.StartupProbe, s.Port)
 
 	masked := *s
-	masked.Env = maskEnv(s.Env)
+	masked.Env = v1alpha1.MaskSecrets(s.Env)
 	om := withSpecAnnotation(r.objectMeta(&is.Metadata, KindService, name), masked)
 	tmplMeta := r.objectMeta(&is.Metadata, KindService, "")
 	tmplMeta.Namespace = ""
