@@ -41,11 +41,8 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	b, err := opts.Backend(ctx)
+	b, err := specfiles.Connect(ctx, docs, opts.Backend)
 	if err != nil {
-		return err
-	}
-	if err := backend.ValidateSpec(ctx, b, docs); err != nil {
 		return err
 	}
 	applied, err := b.Apply(ctx, docs)

@@ -65,25 +65,16 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	b, err := opts.Backend(ctx)
+	b, err := specfiles.Connect(ctx, docs, opts.Backend)
 	if err != nil {
 		return err
 	}
-	if err := backend.ValidateSpec(ctx, b, docs); err != nil {
+	doc, err := specfiles.Single(docs, v1alpha1.KindInferenceService, strings.Join(opts.Files, ", "), "serve waits for one",
+		"serve runs a kind: InferenceService (use petrel train for a TrainingJob)")
+	if err != nil {
 		return err
 	}
-	var svc *v1alpha1.InferenceService
-	for _, d := range docs {
-		if s, ok := d.Object.(*v1alpha1.InferenceService); ok {
-			if svc != nil {
-				return fmt.Errorf("%s has more than one InferenceService (%s, %s): serve waits for one; use petrel apply for several", d.File, svc.Metadata.Name, s.Metadata.Name)
-			}
-			svc = s
-		}
-	}
-	if svc == nil {
-		return fmt.Errorf("no InferenceService in %s: serve runs a kind: InferenceService (use petrel train for a TrainingJob)", strings.Join(opts.Files, ", "))
-	}
+	svc := doc.Object.(*v1alpha1.InferenceService)
 	applied, err := b.Apply(ctx, docs)
 	if err != nil {
 		return err

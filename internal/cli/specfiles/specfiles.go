@@ -3,6 +3,7 @@
 package specfiles
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
@@ -79,4 +81,37 @@ func Read(paths []string, stdin io.Reader) ([]*spec.Document, error) {
 		return nil, fmt.Errorf("no objects in %s: a spec holds documents with apiVersion: petrel.dev/v1alpha1 and a kind", strings.Join(paths, ", "))
 	}
 	return docs, nil
+}
+
+// Connect connects to the target and validates docs against the volumes
+// it already has (backend.ValidateSpec): what apply, train and serve do
+// between reading the files and applying them.
+func Connect(ctx context.Context, docs []*spec.Document, connect func(context.Context) (backend.Backend, error)) (backend.Backend, error) {
+	b, err := connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := backend.ValidateSpec(ctx, b, docs); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Single returns the one document of kind in docs. verb names the command
+// for the error ("train follows one"); other says what to use instead.
+func Single(docs []*spec.Document, kind, paths, verb, other string) (*spec.Document, error) {
+	var found *spec.Document
+	for _, d := range docs {
+		if d.Object.GetKind() != kind {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("%s has more than one %s (%s, %s): %s; use petrel apply for several", d.File, kind, found.Object.GetName(), d.Object.GetName(), verb)
+		}
+		found = d
+	}
+	if found == nil {
+		return nil, fmt.Errorf("no %s in %s: %s", kind, paths, other)
+	}
+	return found, nil
 }

@@ -68,23 +68,14 @@ func Run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	var job *v1alpha1.TrainingJob
-	for _, d := range docs {
-		if j, ok := d.Object.(*v1alpha1.TrainingJob); ok {
-			if job != nil {
-				return fmt.Errorf("%s has more than one TrainingJob (%s, %s): train follows one; use petrel apply for several", d.File, job.Metadata.Name, j.Metadata.Name)
-			}
-			job = j
-		}
-	}
-	if job == nil {
-		return fmt.Errorf("no TrainingJob in %s: train runs a kind: TrainingJob (use petrel apply or petrel serve for other kinds)", strings.Join(opts.Files, ", "))
-	}
-	b, err := opts.Backend(ctx)
+	doc, err := specfiles.Single(docs, v1alpha1.KindTrainingJob, strings.Join(opts.Files, ", "), "train follows one",
+		"train runs a kind: TrainingJob (use petrel apply or petrel serve for other kinds)")
 	if err != nil {
 		return err
 	}
-	if err := backend.ValidateSpec(ctx, b, docs); err != nil {
+	job := doc.Object.(*v1alpha1.TrainingJob)
+	b, err := specfiles.Connect(ctx, docs, opts.Backend)
+	if err != nil {
 		return err
 	}
 	var applied []backend.Applied
