@@ -103,13 +103,7 @@ func runJobs(c *Context) []backend.Finding {
 					f.Fix = "Run it again and read the pod's logs while it fails (kubectl logs -f), then fix that."
 				}
 			case batchv1.JobReasonDeadlineExceeded:
-				f.RuleID = "job-deadline-exceeded"
-				dl := "activeDeadlineSeconds"
-				if j.Spec.ActiveDeadlineSeconds != nil {
-					dl = fmt.Sprintf("activeDeadlineSeconds %d", *j.Spec.ActiveDeadlineSeconds)
-				}
-				f.Message = fmt.Sprintf("Job %s failed: it ran longer than its %s and its pods were stopped.", j.Name, dl)
-				f.Fix = "Raise spec.activeDeadlineSeconds to cover the whole run including retries, or make the run resume from checkpoints."
+				deadlineExceeded(&f, j.Name, j.Spec.ActiveDeadlineSeconds, "its pods were")
 			default:
 				f.RuleID = "job-failed"
 				f.Message = fmt.Sprintf("Job %s failed (%s): %s", j.Name, cond.Reason, cond.Message)
@@ -148,4 +142,17 @@ func runJobs(c *Context) []backend.Finding {
 		})
 	}
 	return out
+}
+
+// deadlineExceeded fills f for a job that failed with DeadlineExceeded
+// (the local engine's and the Job controller's wording); stopped says what
+// was stopped ("its pods were", "its attempt was").
+func deadlineExceeded(f *backend.Finding, job string, secs *int64, stopped string) {
+	f.RuleID = "job-deadline-exceeded"
+	dl := "activeDeadlineSeconds"
+	if secs != nil {
+		dl = fmt.Sprintf("activeDeadlineSeconds %d", *secs)
+	}
+	f.Message = fmt.Sprintf("Job %s failed: it ran longer than its %s and %s stopped.", job, dl, stopped)
+	f.Fix = "Raise spec.activeDeadlineSeconds to cover the whole run including retries, or make the run resume from checkpoints."
 }

@@ -99,13 +99,7 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			f.Message = fmt.Sprintf("Job %s failed: %d attempts failed%s, more than backoffLimit %d allows.", job.Name, len(failed), last, backoff)
 			f.Fix = fmt.Sprintf("Read why the attempts fail (petrel logs job/%s), fix it and run the job again.", job.Name)
 		case backend.ReasonDeadlineExceeded:
-			f.RuleID = "job-deadline-exceeded"
-			dl := "activeDeadlineSeconds"
-			if job.Spec.ActiveDeadlineSeconds != nil {
-				dl = fmt.Sprintf("activeDeadlineSeconds %d", *job.Spec.ActiveDeadlineSeconds)
-			}
-			f.Message = fmt.Sprintf("Job %s failed: it ran longer than its %s and its attempt was stopped.", job.Name, dl)
-			f.Fix = "Raise spec.activeDeadlineSeconds to cover the whole run including retries, or make the run resume from checkpoints."
+			deadlineExceeded(&f, job.Name, job.Spec.ActiveDeadlineSeconds, "its attempt was")
 		default:
 			f.RuleID = "job-failed"
 			f.Message = fmt.Sprintf("Job %s failed (%s): %s", job.Name, c.Reason, c.Message)
