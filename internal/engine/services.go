@@ -128,7 +128,19 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 	}
 	if st, ok := e.services[name]; ok {
 		if reflect.DeepEqual(st.rec.Spec, o.Spec) && st.rec.Dir == dir {
-			return "unchanged", nil
+			if st.rec.Replicas == nil {
+				return "unchanged", nil
+			}
+			// Scaled by hand: applying the spec gives it back the replica
+			// count (autoscaling resumes), as on Kubernetes.
+			rec := *st.rec
+			rec.Replicas = nil
+			if err := e.store.putRecord(ctx, "services", name, &rec); err != nil {
+				return "", fmt.Errorf("record service %q: %w", name, err)
+			}
+			st.rec = &rec
+			st.svc.ResetScale()
+			return "configured", nil
 		}
 		rec := *st.rec
 		rec.Spec, rec.Dir, rec.Replicas = o.Spec, dir, nil

@@ -136,6 +136,16 @@ func TestEngineRunsAServiceAcrossScaleRestartAndDelete(t *testing.T) {
 	if st.Replicas[0].Restarts != 0 {
 		t.Errorf("the adopted replica shows %d restarts", st.Replicas[0].Restarts)
 	}
+
+	// Applying the unchanged spec ends the manual scale: spec.replicas
+	// (2) applies again, as re-applying a Deployment does.
+	if out, err := e.Apply(context.Background(), docsOf(specDir, vol, svc)); err != nil || out[1].Action != "configured" {
+		t.Fatalf("re-apply after scale: %v %v", out, err)
+	}
+	waitService(t, e, "web", 60*time.Second, "back to the spec's two replicas", func(s backend.Service) bool {
+		return s.DesiredReplicas == 2 && s.ReadyReplicas == 2
+	})
+	pids = replicaPids(t, e, "web")
 	if err := e.Delete(context.Background(), backend.Ref{Kind: "service", Name: "web"}); err != nil {
 		t.Fatal(err)
 	}

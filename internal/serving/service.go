@@ -202,18 +202,39 @@ func (s *Service) setSpecLocked(spec v1alpha1.InferenceServiceSpec, gen int64) e
 			return fmt.Errorf("service %q autoscales on CPU but has no CPU request; set spec.resources.cpu (e.g. \"500m\")", s.cfg.Name)
 		}
 	}
-	s.spec, s.generation, s.autoscaler, s.manual = spec, gen, as, false
-	switch {
+	s.spec, s.generation, s.autoscaler = spec, gen, as
+	s.resetScaleLocked()
+	return nil
+}
+
+// resetScaleLocked gives the spec back control of the replica count: the
+// autoscaler within its bounds, else spec.replicas (default 1).
+func (s *Service) resetScaleLocked() {
+	s.manual = false
+	switch as := s.autoscaler; {
 	case as != nil && s.desired == 0:
 		s.desired = as.MinReplicas
 	case as != nil:
 		s.desired = min(max(s.desired, as.MinReplicas), as.MaxReplicas)
-	case spec.Replicas != nil:
-		s.desired = *spec.Replicas
+	case s.spec.Replicas != nil:
+		s.desired = *s.spec.Replicas
 	default:
 		s.desired = 1
 	}
-	return nil
+}
+
+// ResetScale ends a manual Scale without a spec change (serve -f of the
+// same spec): autoscaling resumes, or spec.replicas applies again, as
+// re-applying a Deployment and its HPA does on Kubernetes.
+func (s *Service) ResetScale() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.manual {
+		return
+	}
+	s.resetScaleLocked()
+	s.eventLocked("Normal", "ScalingReplicaSet", fmt.Sprintf("manual scale ended: %d replicas, as the spec says", s.desired))
+	s.poke()
 }
 
 // URL is the service's stable endpoint, e.g. http://127.0.0.1:40123.
@@ -798,6 +819,9 @@ func (s *Service) Status() backend.Service {
 func (s *Service) statusLocked() backend.Service {
 	st := backend.Service{Name: s.cfg.Name, Spec: s.spec, URL: s.lb.URL(), DesiredReplicas: s.desired,
 		Generation: s.generation, CreationTime: s.created, Metric: s.metric, Events: slices.Clone(s.events)}
+	if s.manual && s.autoscaler != nil {
+		st.Metric = "autoscaling off (scaled by hand until the next serve -f)"
+	}
 	for _, r := range s.replicas {
 		rep := backend.Replica{Index: r.index, Name: r.name, Generation: r.generation, Phase: r.phase, Ready: r.ready,
 			Port: r.port, Restarts: r.restarts, LastReason: r.lastReason}
