@@ -278,7 +278,8 @@ type InferenceServiceSpec struct {
 	Env        []EnvVar `yaml:"env,omitempty" json:"env,omitempty"`
 	WorkingDir string   `yaml:"workingDir,omitempty" json:"workingDir,omitempty"`
 	// Port is the container port (1–65535). Locally each replica gets its
-	// own free port, published to it as $(PORT).
+	// own free port, published to it as $(PORT), and HOST=127.0.0.1 (listen
+	// on loopback only; on Kubernetes HOST is not set).
 	Port      int32         `yaml:"port" json:"port"`
 	Resources Resources     `yaml:"resources,omitempty" json:"resources,omitempty"`
 	Volumes   []VolumeMount `yaml:"volumes,omitempty" json:"volumes,omitempty"`

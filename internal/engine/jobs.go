@@ -79,6 +79,14 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 	}
 	delete(e.tombstones, j.Metadata.Name)
 	r := &jobRecord{Job: backend.Job{Name: j.Metadata.Name, Spec: j.Spec, Phase: backend.JobPending, CreationTime: time.Now()}, Dir: dir, Labels: j.Metadata.Labels}
+	if j.Spec.Image != "" {
+		r.Notes = append(r.Notes, "image is used on Kubernetes only: locally the command runs from the spec file's directory")
+	}
+	for _, m := range j.Spec.Volumes {
+		if m.ReadOnly {
+			r.Notes = append(r.Notes, fmt.Sprintf("readOnly of volume %s is enforced on Kubernetes only: locally it is a plain directory", m.Name))
+		}
+	}
 	if j.Spec.SecurityContext != nil {
 		r.Notes = append(r.Notes, "securityContext applies on Kubernetes only: locally the job runs as the server's user")
 	}
@@ -155,7 +163,7 @@ func (e *Engine) reconcileJob(name string) {
 		if counted > 0 && last.EndTime != nil && !last.Ignored {
 			at := last.EndTime.Add(e.backoff(counted))
 			if now.Before(at) {
-				e.setWaiting(r, fmt.Sprintf("back-off %s before attempt %d (%d failed)", at.Sub(now).Round(time.Second), len(r.Attempts)+1, counted))
+				e.setWaiting(r, fmt.Sprintf("back-off %s before attempt %d (%d failed)", at.Sub(now).Round(time.Second), len(r.Attempts), counted))
 				e.enqueueAfter(name, at.Sub(now))
 				return
 			}

@@ -254,16 +254,16 @@ func waitingReason(job *batchv1.Job, attempts []backend.Attempt, pods []corev1.P
 		case a.Reason != "":
 			return a.Reason
 		case pods[i].Spec.NodeName == "":
-			return "waiting for the scheduler to place attempt " + fmt.Sprint(i+1)
+			return "waiting for the scheduler to place attempt " + fmt.Sprint(i)
 		default:
-			return "attempt " + fmt.Sprint(i+1) + " is starting on node " + pods[i].Spec.NodeName
+			return "attempt " + fmt.Sprint(i) + " is starting on node " + pods[i].Spec.NodeName
 		}
 	}
 	if job.Spec.Suspend != nil && *job.Spec.Suspend {
 		return "suspended"
 	}
 	if n := len(attempts); n > 0 {
-		return fmt.Sprintf("back-off before attempt %d (the Job controller delays retries after failures)", n+1)
+		return fmt.Sprintf("back-off before attempt %d (the Job controller delays retries after failures)", n) // 0-based, as attempt indices
 	}
 	return "waiting for the Job controller to create the first pod"
 }

@@ -125,7 +125,7 @@ func TestJobStatus(t *testing.T) {
 			name:  "between attempts the job waits for back-off",
 			job:   jobWith(""),
 			pods:  []corev1.Pod{pod("j-a", 0, corev1.PodFailed, code(1), "Error")},
-			phase: backend.JobPending, exitCodes: "1", waiting: "back-off before attempt 2 (the Job controller delays retries after failures)", attemptNames: "j-a",
+			phase: backend.JobPending, exitCodes: "1", waiting: "back-off before attempt 1 (the Job controller delays retries after failures)", attemptNames: "j-a",
 		},
 	}
 	for _, tc := range cases {

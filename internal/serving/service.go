@@ -513,9 +513,11 @@ func (s *Service) addReplicaLocked(idx int, generation int64, port int) *replica
 	return r
 }
 
-// replicaSpecLocked builds argv and env: PORT first, then cfg.Env, then
-// spec.env, each value expanded against the earlier ones; command and
-// args expanded against all of them.
+// replicaSpecLocked builds argv and env: PORT and HOST first, then
+// cfg.Env, then spec.env, each value expanded against the earlier ones;
+// command and args expanded against all of them. HOST=127.0.0.1 tells a
+// server that honours it to listen on loopback only, so a replica is
+// reached through the load balancer, not from the network.
 func (s *Service) replicaSpecLocked(r *replica) ReplicaSpec {
 	vars := map[string]string{}
 	var env []string
@@ -525,6 +527,7 @@ func (s *Service) replicaSpecLocked(r *replica) ReplicaSpec {
 		env = append(env, k+"="+v)
 	}
 	add("PORT", strconv.Itoa(r.port))
+	add("HOST", "127.0.0.1")
 	for _, kv := range s.cfg.Env {
 		k, v, _ := cutEnv(kv)
 		add(k, v)

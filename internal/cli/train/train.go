@@ -247,7 +247,7 @@ func stateLine(j *backend.Job) string {
 		if len(a.GPUs) > 0 {
 			gpus = ", GPUs " + strings.Join(a.GPUs, ",")
 		}
-		return fmt.Sprintf("job %s %s: attempt %d (%s, %d failed of backoffLimit %d)%s", j.Name, j.Phase, a.Index+1, a.Name, j.Failed, total-1, gpus)
+		return fmt.Sprintf("job %s %s: attempt %d (%s, %d failed of backoffLimit %d)%s", j.Name, j.Phase, a.Index, a.Name, j.Failed, total-1, gpus)
 	}
 	return fmt.Sprintf("job %s %s", j.Name, j.Phase)
 }
