@@ -162,8 +162,13 @@ type TrainingJob struct {
 	Spec     TrainingJobSpec `yaml:"spec" json:"spec"`
 }
 
-// TrainingJobSpec is the desired state of a TrainingJob.
-type TrainingJobSpec struct {
+// PodTemplate is what one process of a workload runs with: a training
+// job's attempt or a service's replica, a pod on Kubernetes (core/v1
+// PodSpec's single container "main" and the pod-level fields petrel uses).
+// TrainingJob and InferenceService embed it inline, so the YAML stays flat.
+// The local engine's pod layer (internal/engine/node) is the only code
+// that turns it into a process; internal/kube renders it as a PodSpec.
+type PodTemplate struct {
 	// Image is the container image used on Kubernetes; recorded locally.
 	Image string `yaml:"image,omitempty" json:"image,omitempty"`
 	// Command and Args are argv, never passed through a shell, with
@@ -176,13 +181,32 @@ type TrainingJobSpec struct {
 	WorkingDir string        `yaml:"workingDir,omitempty" json:"workingDir,omitempty"`
 	Resources  Resources     `yaml:"resources,omitempty" json:"resources,omitempty"`
 	Volumes    []VolumeMount `yaml:"volumes,omitempty" json:"volumes,omitempty"`
+	// TerminationGracePeriodSeconds is the time between SIGTERM and SIGKILL
+	// when a process is stopped (core/v1, default 30; the kubelet waits at
+	// least 2 s, minimumGracePeriodInSeconds).
+	TerminationGracePeriodSeconds *int64           `yaml:"terminationGracePeriodSeconds,omitempty" json:"terminationGracePeriodSeconds,omitempty"`
+	SecurityContext               *SecurityContext `yaml:"securityContext,omitempty" json:"securityContext,omitempty"`
+}
+
+// EffectiveGracePeriod returns terminationGracePeriodSeconds with its default applied.
+func (p *PodTemplate) EffectiveGracePeriod() int64 {
+	if p.TerminationGracePeriodSeconds == nil {
+		return DefaultTerminationGracePeriodSeconds
+	}
+	return *p.TerminationGracePeriodSeconds
+}
+
+// TrainingJobSpec is the desired state of a TrainingJob.
+type TrainingJobSpec struct {
+	PodTemplate `yaml:",inline" json:",inline"`
 	// BackoffLimit is the number of failed attempts tolerated before the job
 	// fails with BackoffLimitExceeded (batch/v1 backoffLimit, default 6):
 	// at most backoffLimit+1 attempts run.
 	BackoffLimit *int32 `yaml:"backoffLimit,omitempty" json:"backoffLimit,omitempty"`
 	// ActiveDeadlineSeconds bounds the job's whole run time in seconds,
-	// counted from its start (batch/v1); on expiry the running attempt is
-	// killed and the job fails with DeadlineExceeded.
+	// counted from its start (batch/v1: the Job's startTime, set before its
+	// pod is scheduled, so time spent waiting for GPUs counts); on expiry
+	// the running attempt is killed and the job fails with DeadlineExceeded.
 	ActiveDeadlineSeconds *int64 `yaml:"activeDeadlineSeconds,omitempty" json:"activeDeadlineSeconds,omitempty"`
 	// PodFailurePolicy decides per exit code whether a failure fails the job
 	// at once, is ignored or counts (batch/v1 podFailurePolicy).
@@ -190,10 +214,6 @@ type TrainingJobSpec struct {
 	// TTLSecondsAfterFinished deletes the finished job's record (not its
 	// volumes) this many seconds after it finishes (batch/v1).
 	TTLSecondsAfterFinished *int32 `yaml:"ttlSecondsAfterFinished,omitempty" json:"ttlSecondsAfterFinished,omitempty"`
-	// TerminationGracePeriodSeconds is the time between SIGTERM and SIGKILL
-	// when an attempt is stopped (core/v1, default 30).
-	TerminationGracePeriodSeconds *int64           `yaml:"terminationGracePeriodSeconds,omitempty" json:"terminationGracePeriodSeconds,omitempty"`
-	SecurityContext               *SecurityContext `yaml:"securityContext,omitempty" json:"securityContext,omitempty"`
 }
 
 // GetKind implements Object.
@@ -211,14 +231,6 @@ func (s *TrainingJobSpec) EffectiveBackoffLimit() int32 {
 		return DefaultBackoffLimit
 	}
 	return *s.BackoffLimit
-}
-
-// EffectiveGracePeriod returns terminationGracePeriodSeconds with its default applied.
-func (s *TrainingJobSpec) EffectiveGracePeriod() int64 {
-	if s.TerminationGracePeriodSeconds == nil {
-		return DefaultTerminationGracePeriodSeconds
-	}
-	return *s.TerminationGracePeriodSeconds
 }
 
 // Volume is storage that outlives workloads: a PersistentVolumeClaim on
@@ -272,17 +284,11 @@ func (s *InferenceService) GetMeta() *ObjectMeta { return &s.Metadata }
 
 // InferenceServiceSpec is the desired state of an InferenceService.
 type InferenceServiceSpec struct {
-	Image      string   `yaml:"image,omitempty" json:"image,omitempty"`
-	Command    []string `yaml:"command" json:"command"`
-	Args       []string `yaml:"args,omitempty" json:"args,omitempty"`
-	Env        []EnvVar `yaml:"env,omitempty" json:"env,omitempty"`
-	WorkingDir string   `yaml:"workingDir,omitempty" json:"workingDir,omitempty"`
+	PodTemplate `yaml:",inline" json:",inline"`
 	// Port is the container port (1–65535). Locally each replica gets its
 	// own free port, published to it as $(PORT), and HOST=127.0.0.1 (listen
 	// on loopback only; on Kubernetes HOST is not set).
-	Port      int32         `yaml:"port" json:"port"`
-	Resources Resources     `yaml:"resources,omitempty" json:"resources,omitempty"`
-	Volumes   []VolumeMount `yaml:"volumes,omitempty" json:"volumes,omitempty"`
+	Port int32 `yaml:"port" json:"port"`
 	// Replicas is a fixed replica count (default 1); ignored when
 	// autoscaling is set.
 	Replicas    *int32       `yaml:"replicas,omitempty" json:"replicas,omitempty"`
@@ -293,9 +299,6 @@ type InferenceServiceSpec struct {
 	StartupProbe   *Probe `yaml:"startupProbe,omitempty" json:"startupProbe,omitempty"`
 
 	Strategy *RollingUpdate `yaml:"strategy,omitempty" json:"strategy,omitempty"`
-	// TerminationGracePeriodSeconds as core/v1 (default 30).
-	TerminationGracePeriodSeconds *int64           `yaml:"terminationGracePeriodSeconds,omitempty" json:"terminationGracePeriodSeconds,omitempty"`
-	SecurityContext               *SecurityContext `yaml:"securityContext,omitempty" json:"securityContext,omitempty"`
 }
 
 // SecurityContext mirrors the core/v1 PodSecurityContext fields a workload

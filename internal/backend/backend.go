@@ -90,15 +90,45 @@ type Condition struct {
 	LastTransitionTime time.Time `json:"lastTransitionTime"`
 }
 
-// Job phases (summaries of the conditions, for get's STATUS column).
+// JobPhase summarises a job's conditions for get's STATUS column.
+type JobPhase string
+
+// Job phases.
 const (
-	JobPending  = "Pending"
-	JobRunning  = "Running"
-	JobComplete = "Complete"
-	JobFailed   = "Failed"
+	JobPending  JobPhase = "Pending"
+	JobRunning  JobPhase = "Running"
+	JobComplete JobPhase = "Complete"
+	JobFailed   JobPhase = "Failed"
 )
 
-// Job condition reasons, as the batch/v1 Job controller sets them.
+// PodPhase is an attempt's (a pod's) phase, as core/v1 PodPhase.
+type PodPhase string
+
+// Pod phases, as core/v1.
+const (
+	PodPending   PodPhase = "Pending"
+	PodRunning   PodPhase = "Running"
+	PodSucceeded PodPhase = "Succeeded"
+	PodFailed    PodPhase = "Failed"
+)
+
+// Terminal reports whether a pod in phase p has ended.
+func (p PodPhase) Terminal() bool { return p == PodSucceeded || p == PodFailed }
+
+// Job condition types, as batch/v1 JobConditionType. FailureTarget and
+// SuccessCriteriaMet are the interim conditions the v1.37 Job controller
+// sets before Failed and Complete, while pods are still terminating
+// (syncJob in pkg/controller/job/job_controller.go).
+const (
+	ConditionFailureTarget      = "FailureTarget"
+	ConditionSuccessCriteriaMet = "SuccessCriteriaMet"
+	ConditionComplete           = "Complete"
+	ConditionFailed             = "Failed"
+)
+
+// Job condition reasons and messages, as the batch/v1 Job controller sets
+// them (syncJob, newFailureCondition, newSuccessCondition in
+// pkg/controller/job/job_controller.go, v1.37).
 const (
 	ReasonBackoffLimitExceeded = "BackoffLimitExceeded"
 	ReasonDeadlineExceeded     = "DeadlineExceeded"
@@ -106,6 +136,10 @@ const (
 	// ReasonCompletionsReached is the Complete condition's reason since
 	// Kubernetes v1.31 (JobReasonCompletionsReached).
 	ReasonCompletionsReached = "CompletionsReached"
+
+	MessageBackoffLimitExceeded = "Job has reached the specified backoff limit"
+	MessageDeadlineExceeded     = "Job was active longer than specified deadline"
+	MessageCompletionsReached   = "Reached expected number of succeeded pods"
 )
 
 // Attempt termination reasons, as a container's terminated state reports them.
@@ -117,13 +151,54 @@ const (
 	// ReasonDeadlineExceeded is also used for an attempt killed by the deadline.
 )
 
+// WaitingReason says why a job has no running attempt although it has not
+// finished.
+type WaitingReason string
+
+// Waiting reasons.
+const (
+	// WaitingForGPUs: not enough free GPUs on this machine (locally); the
+	// pod would be Pending with PodScheduled=False on a cluster.
+	WaitingForGPUs WaitingReason = "WaitingForGPUs"
+	// WaitingBackOff: the Job controller's pod failure back-off before the
+	// next attempt (10 s doubling, capped at 10 min).
+	WaitingBackOff WaitingReason = "BackOff"
+	// WaitingUnschedulable: the scheduler cannot place the pod (Kubernetes).
+	WaitingUnschedulable WaitingReason = "Unschedulable"
+	// WaitingContainer: the pod's container waits (ImagePullBackOff …; Kubernetes).
+	WaitingContainer WaitingReason = "ContainerWaiting"
+	// WaitingPending: the pod is pending for another reason (Kubernetes).
+	WaitingPending WaitingReason = "Pending"
+)
+
+// Waiting is the condition of a job that waits: a reason, the numbers it
+// rests on, and a message for people. Code reads the fields, never the
+// message.
+type Waiting struct {
+	Reason  WaitingReason `json:"reason"`
+	Message string        `json:"message"`
+	// GPUsRequested and GPUsFree are set for WaitingForGPUs (whole devices).
+	GPUsRequested int `json:"gpusRequested,omitempty"`
+	GPUsFree      int `json:"gpusFree,omitempty"`
+	// Until is when a BackOff ends.
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// String is the message.
+func (w *Waiting) String() string {
+	if w == nil {
+		return ""
+	}
+	return w.Message
+}
+
 // Job is a training job's observed state.
 type Job struct {
 	Name      string                   `json:"name"`
 	Namespace string                   `json:"namespace,omitempty"`
 	Spec      v1alpha1.TrainingJobSpec `json:"spec"`
 	// Phase is Pending, Running, Complete or Failed.
-	Phase          string      `json:"phase"`
+	Phase          JobPhase    `json:"phase"`
 	Conditions     []Condition `json:"conditions,omitempty"`
 	Attempts       []Attempt   `json:"attempts,omitempty"`
 	CreationTime   time.Time   `json:"creationTime"`
@@ -133,9 +208,8 @@ type Job struct {
 	Active    int32 `json:"active"`
 	Succeeded int32 `json:"succeeded"`
 	Failed    int32 `json:"failed"`
-	// Waiting says why no attempt runs now, e.g. "waiting for 2 GPUs, 1
-	// free" or "back-off 20s before attempt 3"; empty when running or done.
-	Waiting string `json:"waiting,omitempty"`
+	// Waiting says why no attempt runs now (nil when running or done).
+	Waiting *Waiting `json:"waiting,omitempty"`
 	// Notes are facts about how the job runs, e.g. that memory limits
 	// cannot be enforced on this host.
 	Notes []string `json:"notes,omitempty"`
@@ -150,7 +224,7 @@ func (j *Job) Finished() bool { return j.Phase == JobComplete || j.Phase == JobF
 func (j *Job) FinalCondition() *Condition {
 	for i := range j.Conditions {
 		c := &j.Conditions[i]
-		if (c.Type == JobComplete || c.Type == JobFailed) && c.Status == "True" {
+		if (c.Type == ConditionComplete || c.Type == ConditionFailed) && c.Status == "True" {
 			return c
 		}
 	}
@@ -162,7 +236,7 @@ type Attempt struct {
 	Index int    `json:"index"` // 0-based
 	Name  string `json:"name"`  // pod name, or JOB-N locally
 	// Phase is Pending, Running, Succeeded or Failed (pod phases).
-	Phase     string     `json:"phase"`
+	Phase     PodPhase   `json:"phase"`
 	StartTime *time.Time `json:"startTime,omitempty"`
 	EndTime   *time.Time `json:"endTime,omitempty"`
 	ExitCode  *int32     `json:"exitCode,omitempty"`

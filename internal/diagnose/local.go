@@ -2,7 +2,6 @@ package diagnose
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,8 +13,6 @@ import (
 // its attempts, backend.Service with its replicas and events). It makes the
 // same findings, with the same rule IDs and builders, as the Kubernetes
 // analysis of the matching pod and Job fields.
-
-var reWaitingGPUs = regexp.MustCompile(`waiting for (\d+) GPUs?, (\d+) free`)
 
 // AnalyzeJob explains what is wrong with a local training job: a failed
 // final condition (BackoffLimitExceeded, DeadlineExceeded, PodFailurePolicy),
@@ -84,7 +81,7 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 	}
 
 	backoff := job.Spec.EffectiveBackoffLimit()
-	if c := job.FinalCondition(); c != nil && c.Type == backend.JobFailed {
+	if c := job.FinalCondition(); c != nil && c.Type == backend.ConditionFailed {
 		f := backend.Finding{Severity: backend.SeverityError, Object: obj, Permanent: true,
 			Evidence: append([]string{fmt.Sprintf("conditions[Failed]: True, reason %s, message %q", c.Reason, c.Message),
 				fmt.Sprintf("failed %d, spec.backoffLimit %d", job.Failed, backoff)}, attemptEvidence(lastN(failed, 3))...)}
@@ -119,12 +116,11 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 		})
 	}
 
-	if m := reWaitingGPUs.FindStringSubmatch(job.Waiting); m != nil && !job.Finished() {
-		need, _ := strconv.Atoi(m[1])
-		free, _ := strconv.Atoi(m[2])
+	if w := job.Waiting; w != nil && w.Reason == backend.WaitingForGPUs && !job.Finished() {
+		need, free := w.GPUsRequested, w.GPUsFree
 		out = append(out, backend.Finding{
 			RuleID: "gpu-busy", Severity: backend.SeverityWarning, Object: obj,
-			Evidence: []string{"waiting: " + job.Waiting},
+			Evidence: []string{"waiting: " + job.Waiting.Message},
 			Message:  fmt.Sprintf("Job %s waits for %d GPUs and only %d are free right now: it starts when other jobs or services release theirs.", job.Name, need, free),
 			Fix:      "Wait, stop another GPU workload (petrel get jobs -o wide and petrel get services show who holds them), or lower spec.resources.gpu.",
 		})
@@ -143,7 +139,7 @@ func lastN(as []backend.Attempt, n int) []backend.Attempt {
 func attemptEvidence(as []backend.Attempt) []string {
 	var ev []string
 	for _, a := range as {
-		s := fmt.Sprintf("attempt %d (%s): phase %s", a.Index, a.Name, orNone(a.Phase))
+		s := fmt.Sprintf("attempt %d (%s): phase %s", a.Index, a.Name, orNone(string(a.Phase)))
 		if a.ExitCode != nil {
 			s += fmt.Sprintf(", exit code %d", *a.ExitCode)
 		}

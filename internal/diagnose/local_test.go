@@ -43,8 +43,8 @@ func TestAnalyzeJob(t *testing.T) {
 	failed := func(reason, msg string, as ...backend.Attempt) backend.Job {
 		return backend.Job{
 			Name: "train", Phase: backend.JobFailed, Attempts: as, Failed: int32(len(as)),
-			Spec:       v1alpha1.TrainingJobSpec{BackoffLimit: i32(1), Resources: v1alpha1.Resources{Memory: &mem}},
-			Conditions: []backend.Condition{{Type: backend.JobFailed, Status: "True", Reason: reason, Message: msg}},
+			Spec:       v1alpha1.TrainingJobSpec{BackoffLimit: i32(1), PodTemplate: v1alpha1.PodTemplate{Resources: v1alpha1.Resources{Memory: &mem}}},
+			Conditions: []backend.Condition{{Type: backend.ConditionFailed, Status: "True", Reason: reason, Message: msg}},
 		}
 	}
 	t.Run("OOM kills lead to backoffLimit", func(t *testing.T) {
@@ -75,18 +75,18 @@ func TestAnalyzeJob(t *testing.T) {
 	})
 	t.Run("running job retrying", func(t *testing.T) {
 		j := backend.Job{Name: "train", Phase: backend.JobRunning, Spec: v1alpha1.TrainingJobSpec{BackoffLimit: i32(4)},
-			Attempts: []backend.Attempt{attempt(0, 2, backend.ReasonError, "")}, Waiting: "back-off 10s before attempt 2 (1 failed)"}
+			Attempts: []backend.Attempt{attempt(0, 2, backend.ReasonError, "")}, Waiting: &backend.Waiting{Reason: backend.WaitingBackOff, Message: "back-off 10s before attempt 2 (1 failed)"}}
 		hasFinding(t, AnalyzeJob(j), "crash-loop", false, "1 of backoffLimit 4", "exit code 2 (a usage error)")
 	})
 	t.Run("waiting for GPUs is passing", func(t *testing.T) {
-		j := backend.Job{Name: "train", Phase: backend.JobPending, Waiting: "waiting for 2 GPUs, 1 free"}
+		j := backend.Job{Name: "train", Phase: backend.JobPending, Waiting: &backend.Waiting{Reason: backend.WaitingForGPUs, GPUsRequested: 2, GPUsFree: 1, Message: "waiting for 2 GPUs, 1 free"}}
 		hasFinding(t, AnalyzeJob(j), "gpu-busy", false, "waits for 2 GPUs and only 1 are free")
 	})
 	t.Run("success after a failed attempt is fine", func(t *testing.T) {
 		ok := int32(0)
 		j := backend.Job{Name: "train", Phase: backend.JobComplete, Failed: 1, Succeeded: 1,
 			Attempts:   []backend.Attempt{attempt(0, 1, backend.ReasonError, ""), {Index: 1, Phase: "Succeeded", ExitCode: &ok, Reason: backend.ReasonCompleted}},
-			Conditions: []backend.Condition{{Type: backend.JobComplete, Status: "True"}}}
+			Conditions: []backend.Condition{{Type: backend.ConditionComplete, Status: "True"}}}
 		if fs := AnalyzeJob(j); len(fs) != 0 {
 			t.Errorf("false positives:\n%s", dump(fs))
 		}
@@ -108,7 +108,7 @@ func TestAnalyzeService(t *testing.T) {
 		hasFinding(t, AnalyzeService(s), "liveness-probe-restarts", true, "replica digits-0 of service digits", "nothing listens", "startupProbe")
 	})
 	t.Run("OOM and crash", func(t *testing.T) {
-		s := backend.Service{Name: "llm", DesiredReplicas: 2, Spec: v1alpha1.InferenceServiceSpec{Resources: v1alpha1.Resources{Memory: &mem}},
+		s := backend.Service{Name: "llm", DesiredReplicas: 2, Spec: v1alpha1.InferenceServiceSpec{PodTemplate: v1alpha1.PodTemplate{Resources: v1alpha1.Resources{Memory: &mem}}},
 			Replicas: []backend.Replica{{Name: "llm-0", Restarts: 2, LastReason: backend.ReasonOOMKilled}, {Name: "llm-1", Restarts: 5, LastReason: backend.ReasonError}},
 			Events:   []backend.Event{ev("Warning", "BackOff", "replica llm-1 exited with code 1 (Error); restarting")}}
 		fs := AnalyzeService(s)

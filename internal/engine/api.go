@@ -43,7 +43,7 @@ func (e *Engine) load() error {
 		e.jobs[r.Name] = r
 		for i := range r.Attempts {
 			a := &r.Attempts[i]
-			if a.Phase != "Running" {
+			if a.Phase != backend.PodRunning {
 				continue
 			}
 			dir := attemptDir(e.jobDir(r.Name), i)
@@ -51,8 +51,10 @@ func (e *Engine) load() error {
 			// Metrics already stored are not read twice; those printed
 			// while no server ran are read now.
 			ra.metrics.off = r.MetricsOffset[i]
-			if r.Finished() && r.Conditions[len(r.Conditions)-1].Reason == backend.ReasonDeadlineExceeded {
-				ra.deadline = true
+			for _, c := range r.Conditions {
+				if c.Type == backend.ConditionFailureTarget && c.Reason == backend.ReasonDeadlineExceeded {
+					ra.deadline = true
+				}
 			}
 			var gpus []int
 			for _, g := range a.GPUs {
@@ -394,7 +396,7 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 	for {
 		e.mu.Lock()
 		r, ok := e.jobs[job]
-		ended := !ok || idx >= len(r.Attempts) || r.Attempts[idx].Phase != "Running"
+		ended := !ok || idx >= len(r.Attempts) || r.Attempts[idx].Phase != backend.PodRunning
 		changed := e.changes(job)
 		e.mu.Unlock()
 		if f == nil {

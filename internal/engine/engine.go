@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/petrel-dev/petrel/internal/backend"
+	jobctl "github.com/petrel-dev/petrel/internal/engine/controllers/job"
 )
 
 // Config configures an Engine. Zero values take the defaults shown.
@@ -70,10 +71,10 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("engine: Home is required")
 	}
 	if cfg.BackoffBase == 0 {
-		cfg.BackoffBase = 10 * time.Second
+		cfg.BackoffBase = jobctl.DefaultBackoff
 	}
 	if cfg.BackoffMax == 0 {
-		cfg.BackoffMax = 10 * time.Minute
+		cfg.BackoffMax = jobctl.MaxBackoff
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}

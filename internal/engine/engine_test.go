@@ -56,7 +56,7 @@ func job(name string, cmd ...string) *v1alpha1.TrainingJob {
 	return &v1alpha1.TrainingJob{
 		TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindTrainingJob},
 		Metadata: v1alpha1.ObjectMeta{Name: name},
-		Spec:     v1alpha1.TrainingJobSpec{Command: cmd, TerminationGracePeriodSeconds: ptr(int64(1))},
+		Spec:     v1alpha1.TrainingJobSpec{PodTemplate: v1alpha1.PodTemplate{Command: cmd, TerminationGracePeriodSeconds: ptr(int64(1))}},
 	}
 }
 
@@ -152,16 +152,6 @@ func TestFailingJobRetriesWithBackoffUntilBackoffLimit(t *testing.T) {
 	want := "[attempt 0] try\n[attempt 1] try\n[attempt 2] try\n"
 	if out.String() != want {
 		t.Fatalf("logs %q, want %q", out.String(), want)
-	}
-}
-
-func TestBackoffDoublesAndIsCappedAtTenMinutesByDefault(t *testing.T) {
-	e := &Engine{cfg: Config{BackoffBase: 10 * time.Second, BackoffMax: 10 * time.Minute}}
-	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 320 * time.Second, 10 * time.Minute, 10 * time.Minute}
-	for i, w := range want {
-		if got := e.backoff(i + 1); got != w {
-			t.Errorf("backoff after %d failures = %s, want %s", i+1, got, w)
-		}
 	}
 }
 
@@ -270,8 +260,8 @@ func TestGPUJobsWaitForFreeGPUsAndImpossibleRequestsAreRejected(t *testing.T) {
 	small := job("small", "sh", "-c", "echo devices=$CUDA_VISIBLE_DEVICES")
 	small.Spec.Resources.GPU = 1
 	apply(t, e, small)
-	w := waitJob(t, e, "small", 10*time.Second, func(j backend.Job) bool { return j.Waiting != "" || len(j.Attempts) > 0 })
-	if w.Waiting != "waiting for 1 GPUs, 0 free" {
+	w := waitJob(t, e, "small", 10*time.Second, func(j backend.Job) bool { return j.Waiting != nil || len(j.Attempts) > 0 })
+	if w.Waiting == nil || w.Waiting.Reason != backend.WaitingForGPUs || w.Waiting.GPUsRequested != 1 || w.Waiting.GPUsFree != 0 {
 		t.Fatalf("waiting = %q, want the GPU wait to be visible", w.Waiting)
 	}
 	got := waitJob(t, e, "small", 20*time.Second, finished)

@@ -8,7 +8,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
 )
 
 // GPU is one device the local engine can hand out whole.
@@ -76,10 +79,14 @@ func FakeGPUs(n int) []GPU {
 }
 
 // gpuAllocator hands out whole GPUs exclusively, as the device plugin does
-// for an extended resource: a device belongs to at most one attempt.
+// for an extended resource: a device belongs to at most one pod (a job's
+// attempt or a service's replica). It has its own lock, so replicas
+// (started under their service's lock) and jobs (under the engine's) share
+// it without a lock order between the two.
 type gpuAllocator struct {
+	mu    sync.Mutex
 	all   []GPU
-	owner map[int]string // index → "job/attempt" holding it
+	owner map[int]string // index → the pod holding it
 }
 
 func newGPUAllocator(gpus []GPU) *gpuAllocator {
@@ -87,11 +94,19 @@ func newGPUAllocator(gpus []GPU) *gpuAllocator {
 }
 
 func (a *gpuAllocator) total() int { return len(a.all) }
-func (a *gpuAllocator) free() int  { return len(a.all) - len(a.owner) }
 
-// allocate returns n free device indices for owner, lowest first, or nil.
+func (a *gpuAllocator) free() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.all) - len(a.owner)
+}
+
+// allocate returns n free device indices for owner, lowest first, or nil
+// (all or nothing: a pod never holds part of what it asked for).
 func (a *gpuAllocator) allocate(n int, owner string) []int {
-	if n > a.free() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n > len(a.all)-len(a.owner) {
 		return nil
 	}
 	var got []int
@@ -111,17 +126,51 @@ func (a *gpuAllocator) allocate(n int, owner string) []int {
 
 // reserve marks indices as held by owner (re-adoption after a restart).
 func (a *gpuAllocator) reserve(idx []int, owner string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, i := range idx {
 		a.owner[i] = owner
 	}
 }
 
-func (a *gpuAllocator) release(owner string) {
+// release frees every device owner holds and reports whether it held any.
+func (a *gpuAllocator) release(owner string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	freed := false
 	for i, o := range a.owner {
 		if o == owner {
 			delete(a.owner, i)
+			freed = true
 		}
 	}
+	return freed
+}
+
+// gpuEnv is the device environment of a pod given gpus on a machine with
+// total devices, as the NVIDIA container toolkit sets it: a pod that asked
+// for none sees none (NVIDIA_VISIBLE_DEVICES=void), like a pod without a
+// GPU limit. Nothing is set on a machine without GPUs.
+func gpuEnv(total int, gpus []int) [][2]string {
+	if total == 0 && len(gpus) == 0 {
+		return nil
+	}
+	dev, nv := visibleDevices(gpus), visibleDevices(gpus)
+	if len(gpus) == 0 {
+		nv = "void"
+	}
+	return [][2]string{{"CUDA_VISIBLE_DEVICES", dev}, {"NVIDIA_VISIBLE_DEVICES", nv}}
+}
+
+// admit is the pod layer's admission of a template: a pod asking for more
+// GPUs than this machine has can never run, so the workload is refused at
+// apply (a cluster would leave it Pending; there is no other node here).
+func (e *Engine) admit(kind, name string, t *v1alpha1.PodTemplate) error {
+	if n := int(t.Resources.GPU); n > e.gpus.total() {
+		return fmt.Errorf("%s %q asks for %d GPUs (%s) but this machine has %d: it can never run here; lower spec.resources.gpu or use --target kubernetes",
+			kind, name, n, t.Resources.GPUName(), e.gpus.total())
+	}
+	return nil
 }
 
 // visibleDevices renders indices as CUDA_VISIBLE_DEVICES expects ("0,2").

@@ -16,6 +16,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	jobctl "github.com/petrel-dev/petrel/internal/engine/controllers/job"
 	"github.com/petrel-dev/petrel/internal/expansion"
 )
 
@@ -53,9 +54,8 @@ func attemptDir(jobDir string, idx int) string {
 // unless replace is set and the job has finished (petrel train re-runs).
 // Caller holds e.mu.
 func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir string, replace bool) (string, error) {
-	if n := int(j.Spec.Resources.GPU); n > e.gpus.total() {
-		return "", fmt.Errorf("job %q asks for %d GPUs (%s) but this machine has %d: it can never run here; lower spec.resources.gpu or use --target kubernetes",
-			j.Metadata.Name, n, j.Spec.Resources.GPUName(), e.gpus.total())
+	if err := e.admit("job", j.Metadata.Name, &j.Spec.PodTemplate); err != nil {
+		return "", err
 	}
 	for _, m := range j.Spec.Volumes {
 		if _, ok := e.volumes[m.Name]; !ok {
@@ -102,9 +102,10 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 	return "created", nil
 }
 
-// reconcileJob moves one job towards its desired state, as the batch/v1
-// Job controller does: finish it, enforce its deadline, wait out back-off,
-// wait for GPUs, or start the next attempt.
+// reconcileJob is one sync of job name: it reads the job and its pods
+// (attempts), asks the Job controller (controllers/job.Sync, the only
+// place its rules live) what to do, and does it. The TTL-after-finished
+// controller's rule is applied here too, as its own step.
 func (e *Engine) reconcileJob(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -114,92 +115,104 @@ func (e *Engine) reconcileJob(name string) {
 	}
 	now := time.Now()
 	if r.Finished() {
-		if ttl := r.Spec.TTLSecondsAfterFinished; ttl != nil && r.CompletionTime != nil && e.running[name] == nil {
-			at := r.CompletionTime.Add(time.Duration(*ttl) * time.Second)
-			if !now.Before(at) {
-				if err := e.deleteJobLocked(e.ctx, name); err != nil {
-					e.cfg.Logf("ttlSecondsAfterFinished: delete job %s: %v", name, err)
-				}
-				return
-			}
-			e.enqueueAfter(name, at.Sub(now))
-		}
+		e.reconcileTTL(r, now)
 		return
 	}
-	if d := r.Spec.ActiveDeadlineSeconds; d != nil && r.StartTime != nil {
-		at := r.StartTime.Add(time.Duration(*d) * time.Second)
-		if !now.Before(at) {
-			msg := fmt.Sprintf("Job was active longer than specified deadline (%ds)", *d)
-			if ra := e.running[name]; ra != nil {
-				ra.deadline = true
-				e.killAttempt(ra, r.Spec.EffectiveGracePeriod())
-			}
-			e.finish(r, backend.JobFailed, backend.ReasonDeadlineExceeded, msg)
-			return
-		}
-		e.enqueueAfter(name, at.Sub(now))
+	ra := e.running[name]
+	pods := make([]jobctl.Pod, len(r.Attempts))
+	for i, a := range r.Attempts {
+		pods[i] = jobctl.Pod{Name: a.Name, Phase: a.Phase, ExitCode: a.ExitCode, EndTime: a.EndTime,
+			Terminating: ra != nil && ra.index == i && ra.killing}
 	}
-	if e.running[name] != nil {
-		return
+	act := jobctl.Sync(jobctl.Job{Spec: r.Spec, StartTime: r.StartTime, Conditions: r.Conditions}, pods, now,
+		jobctl.Backoff{Base: e.cfg.BackoffBase, Max: e.cfg.BackoffMax})
+
+	if act.SetStartTime {
+		r.StartTime = &now
 	}
-	counted := 0
-	var last *backend.Attempt
+	r.Succeeded, r.Failed = 0, 0
 	for i := range r.Attempts {
 		a := &r.Attempts[i]
-		last = a
-		if a.Phase == "Failed" && !a.Ignored {
-			counted++
-		}
-	}
-	if last != nil {
-		if last.Phase == "Succeeded" {
-			e.finish(r, backend.JobComplete, backend.ReasonCompletionsReached, "Reached expected number of succeeded pods")
-			return
-		}
-		if limit := int(r.Spec.EffectiveBackoffLimit()); counted > limit {
-			e.finish(r, backend.JobFailed, backend.ReasonBackoffLimitExceeded, "Job has reached the specified backoff limit")
-			return
-		}
-		if counted > 0 && last.EndTime != nil && !last.Ignored {
-			at := last.EndTime.Add(e.backoff(counted))
-			if now.Before(at) {
-				e.setWaiting(r, fmt.Sprintf("back-off %s before attempt %d (%d failed)", at.Sub(now).Round(time.Second), len(r.Attempts), counted))
-				e.enqueueAfter(name, at.Sub(now))
-				return
+		if ign := act.Ignored[a.Name]; ign != a.Ignored {
+			a.Ignored = ign
+			if err := e.store.putAttempt(e.ctx, r.Name, a); err != nil {
+				e.cfg.Logf("persist attempt: %v", err)
 			}
 		}
-	}
-	need := int(r.Spec.Resources.GPU)
-	var gpus []int
-	if need > 0 {
-		gpus = e.gpus.allocate(need, name)
-		if gpus == nil {
-			e.setWaiting(r, fmt.Sprintf("waiting for %d GPUs, %d free", need, e.gpus.free()))
-			return
+		switch {
+		case a.Phase == backend.PodSucceeded:
+			r.Succeeded++
+		case a.Phase == backend.PodFailed && !a.Ignored:
+			r.Failed++
 		}
 	}
-	e.startAttempt(r, gpus)
-}
-
-// backoff is the delay before the next attempt after n counted failures:
-// base × 2^(n-1), capped (the Job controller's pod failure back-off).
-func (e *Engine) backoff(n int) time.Duration {
-	d := e.cfg.BackoffBase
-	for i := 1; i < n; i++ {
-		d *= 2
-		if d >= e.cfg.BackoffMax {
-			return e.cfg.BackoffMax
+	for _, c := range act.AddConditions {
+		r.Conditions = append(r.Conditions, c)
+		if c.Type == backend.ConditionComplete || c.Type == backend.ConditionFailed {
+			t := c.LastTransitionTime
+			r.CompletionTime = &t
 		}
 	}
-	return min(d, e.cfg.BackoffMax)
+	if act.DeleteActive && ra != nil {
+		if c := r.Conditions[len(r.Conditions)-1]; c.Type == backend.ConditionFailureTarget && c.Reason == backend.ReasonDeadlineExceeded {
+			ra.deadline = true
+		}
+		e.killAttempt(ra, r.Spec.EffectiveGracePeriod())
+	}
+	waiting := act.Waiting
+	if act.CreatePods > 0 {
+		var gpus []int
+		if need := int(r.Spec.Resources.GPU); need > 0 {
+			if gpus = e.gpus.allocate(need, name); gpus == nil {
+				free := e.gpus.free()
+				waiting = &backend.Waiting{Reason: backend.WaitingForGPUs, GPUsRequested: need, GPUsFree: free,
+					Message: fmt.Sprintf("waiting for %d GPUs, %d free", need, free)}
+			}
+		}
+		if waiting == nil {
+			e.startAttempt(r, gpus)
+		}
+	}
+	r.Waiting = waiting
+	r.Phase, r.Active = jobPhase(r, e.running[name] != nil)
+	e.persist(r)
+	if r.Finished() {
+		e.requeueGPUWaiters()
+		e.reconcileTTL(r, now)
+	} else if act.RequeueAfter > 0 {
+		e.enqueueAfter(name, act.RequeueAfter)
+	}
 }
 
-func (e *Engine) setWaiting(r *jobRecord, msg string) {
-	if r.Waiting == msg {
+// jobPhase summarises a job for get's STATUS column: Complete or Failed
+// once that condition is set, Running while an attempt runs (or is
+// terminating), else Pending; and the number of active attempts.
+func jobPhase(r *jobRecord, running bool) (backend.JobPhase, int32) {
+	if c := r.FinalCondition(); c != nil {
+		return backend.JobPhase(c.Type), 0
+	}
+	if running {
+		return backend.JobRunning, 1
+	}
+	return backend.JobPending, 0
+}
+
+// reconcileTTL deletes a finished job ttlSecondsAfterFinished after it
+// finished, once no attempt is stopping (the TTL-after-finished
+// controller). Caller holds e.mu.
+func (e *Engine) reconcileTTL(r *jobRecord, now time.Time) {
+	ttl := r.Spec.TTLSecondsAfterFinished
+	if ttl == nil || r.CompletionTime == nil || e.running[r.Name] != nil {
 		return
 	}
-	r.Waiting = msg
-	e.persist(r)
+	at := r.CompletionTime.Add(time.Duration(*ttl) * time.Second)
+	if now.Before(at) {
+		e.enqueueAfter(r.Name, at.Sub(now))
+		return
+	}
+	if err := e.deleteJobLocked(e.ctx, r.Name); err != nil {
+		e.cfg.Logf("ttlSecondsAfterFinished: delete job %s: %v", r.Name, err)
+	}
 }
 
 func (e *Engine) persist(r *jobRecord) {
@@ -209,29 +222,13 @@ func (e *Engine) persist(r *jobRecord) {
 	e.changed(r.Name)
 }
 
-// finish sets the job's final condition (Complete or Failed, with reason).
-func (e *Engine) finish(r *jobRecord, phase, reason, msg string) {
-	now := time.Now()
-	r.Phase = phase
-	r.Waiting = ""
-	r.CompletionTime = &now
-	r.Conditions = append(r.Conditions, backend.Condition{Type: phase, Status: "True", Reason: reason, Message: msg, LastTransitionTime: now})
-	e.persist(r)
-	if r.Spec.TTLSecondsAfterFinished != nil {
-		e.enqueueAfter(r.Name, time.Duration(*r.Spec.TTLSecondsAfterFinished)*time.Second)
-	}
-}
-
 // startAttempt resolves the command and starts a shim for the next
 // attempt. A command that cannot start ends the attempt with StartError
 // (exit code 128, as containerd reports it). Caller holds e.mu.
 func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	idx := len(r.Attempts)
 	now := time.Now()
-	if r.StartTime == nil {
-		r.StartTime = &now
-	}
-	a := backend.Attempt{Index: idx, Name: fmt.Sprintf("%s-%d", r.Name, idx), Phase: "Running", StartTime: &now, Node: "local"}
+	a := backend.Attempt{Index: idx, Name: fmt.Sprintf("%s-%d", r.Name, idx), Phase: backend.PodRunning, StartTime: &now, Node: "local"}
 	for _, g := range gpus {
 		a.GPUs = append(a.GPUs, strconv.Itoa(g))
 	}
@@ -247,14 +244,11 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	if err == nil {
 		shim, err = e.launchShim(dir)
 	}
-	r.Waiting = ""
-	r.Active = 1
-	r.Phase = backend.JobRunning
 	if err != nil {
 		err = errors.New(v1alpha1.MaskSecretValues(err.Error(), r.Spec.Env))
 		e.gpus.release(r.Name)
 		code := int32(128)
-		a.Phase, a.Reason, a.ExitCode, a.EndTime, a.Message = "Failed", backend.ReasonStartError, &code, &now, err.Error()
+		a.Phase, a.Reason, a.ExitCode, a.EndTime, a.Message = backend.PodFailed, backend.ReasonStartError, &code, &now, err.Error()
 		if dir != "" {
 			_ = os.MkdirAll(dir, 0o700)
 			_ = os.WriteFile(filepath.Join(dir, LogFile), []byte("petrel: "+err.Error()+"\n"), 0o600)
@@ -267,7 +261,6 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	if err := e.store.putAttempt(e.ctx, r.Name, &a); err != nil {
 		e.cfg.Logf("persist attempt: %v", err)
 	}
-	e.persist(r)
 	ra := &runningAttempt{job: r.Name, index: idx, dir: dir, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
 	e.running[r.Name] = ra
 	// Not counted in e.wg: Close must not wait for workloads to end.
@@ -277,9 +270,6 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	}()
 	e.wg.Add(1)
 	go e.tailMetrics(ra)
-	if d := r.Spec.ActiveDeadlineSeconds; d != nil {
-		e.enqueueAfter(r.Name, time.Until(r.StartTime.Add(time.Duration(*d)*time.Second)))
-	}
 }
 
 // shimConfig resolves argv, environment and working directory of an
@@ -290,14 +280,7 @@ func (e *Engine) shimConfig(r *jobRecord, gpus []int) (*ShimConfig, error) {
 	base := hostEnv()
 	var vars [][2]string
 	vars = append(vars, [2]string{"PETREL_JOB_NAME", r.Name}, [2]string{"PETREL_ATTEMPT", strconv.Itoa(len(r.Attempts))})
-	if e.gpus.total() > 0 || len(gpus) > 0 {
-		// Like a pod without a GPU limit, an attempt that asked for none sees none.
-		dev, nv := visibleDevices(gpus), visibleDevices(gpus)
-		if len(gpus) == 0 {
-			nv = "void"
-		}
-		vars = append(vars, [2]string{"CUDA_VISIBLE_DEVICES", dev}, [2]string{"NVIDIA_VISIBLE_DEVICES", nv})
-	}
+	vars = append(vars, gpuEnv(e.gpus.total(), gpus)...)
 	for _, m := range r.Spec.Volumes {
 		if m.PathEnv != "" {
 			vars = append(vars, [2]string{m.PathEnv, e.volumePath(m.Name)})
@@ -408,20 +391,20 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 	case statusErr != nil:
 		reapLostAttempt(ra.dir) // never leave a workload running unowned
 		code := int32(137)
-		a.Phase, a.Reason, a.ExitCode = "Failed", backend.ReasonError, &code
+		a.Phase, a.Reason, a.ExitCode = backend.PodFailed, backend.ReasonError, &code
 		a.Message = "the attempt's shim ended without recording an exit status"
 	case st.StartError != "":
-		a.Phase, a.Reason, a.ExitCode, a.Message = "Failed", backend.ReasonStartError, &st.ExitCode, v1alpha1.MaskSecretValues(st.StartError, r.Spec.Env)
+		a.Phase, a.Reason, a.ExitCode, a.Message = backend.PodFailed, backend.ReasonStartError, &st.ExitCode, v1alpha1.MaskSecretValues(st.StartError, r.Spec.Env)
 	default:
 		a.ExitCode = &st.ExitCode
 		a.EndTime = &st.Finished
-		a.Phase, a.Reason = "Failed", st.Reason()
+		a.Phase, a.Reason = backend.PodFailed, st.Reason()
 		switch {
 		case ra.deadline:
 			a.Reason = backend.ReasonDeadlineExceeded
 			a.Message = "killed: the job's activeDeadlineSeconds passed"
 		case a.Reason == backend.ReasonCompleted:
-			a.Phase = "Succeeded"
+			a.Phase = backend.PodSucceeded
 		case a.Reason == backend.ReasonOOMKilled:
 			a.Message = "the kernel OOM-killed the attempt at its memory limit"
 			if q := r.Spec.Resources.Memory; q != nil {
@@ -431,7 +414,7 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 			a.Message = "ended by signal " + st.Signal
 		}
 	}
-	if a.Phase == "Failed" {
+	if a.Phase == backend.PodFailed {
 		a.LogTail = tailLines(filepath.Join(ra.dir, LogFile), 20, 2048)
 	}
 	e.afterAttempt(r, a)
@@ -471,45 +454,10 @@ func tailLines(path string, n int, max int64) []string {
 	return lines
 }
 
-// afterAttempt applies podFailurePolicy to a finished attempt, updates the
-// counters and persists. Caller holds e.mu.
+// afterAttempt records a finished attempt and asks for a sync of its
+// job, which applies podFailurePolicy, backoffLimit and the back-off.
+// Caller holds e.mu.
 func (e *Engine) afterAttempt(r *jobRecord, a *backend.Attempt) {
-	r.Active = 0
-	if a.Phase == "Succeeded" {
-		r.Succeeded++
-	} else {
-		failJob := ""
-		if p := r.Spec.PodFailurePolicy; p != nil && a.ExitCode != nil && a.Reason != backend.ReasonDeadlineExceeded {
-			for i, rule := range p.Rules {
-				if rule.OnExitCodes == nil || !rule.OnExitCodes.Matches(*a.ExitCode) {
-					continue
-				}
-				switch rule.Action {
-				case v1alpha1.PodFailurePolicyActionIgnore:
-					a.Ignored = true
-				case v1alpha1.PodFailurePolicyActionFailJob:
-					failJob = fmt.Sprintf("Container main for pod %s failed with exit code %d matching FailJob rule at index %d", a.Name, *a.ExitCode, i)
-				}
-				break
-			}
-		}
-		if !a.Ignored {
-			r.Failed++
-		}
-		if failJob != "" && !r.Finished() {
-			if r.Phase == backend.JobRunning {
-				r.Phase = backend.JobPending
-			}
-			if err := e.store.putAttempt(e.ctx, r.Name, a); err != nil {
-				e.cfg.Logf("persist attempt: %v", err)
-			}
-			e.finish(r, backend.JobFailed, backend.ReasonPodFailurePolicy, failJob)
-			return
-		}
-	}
-	if r.Phase == backend.JobRunning {
-		r.Phase = backend.JobPending
-	}
 	if err := e.store.putAttempt(e.ctx, r.Name, a); err != nil {
 		e.cfg.Logf("persist attempt: %v", err)
 	}
@@ -517,12 +465,15 @@ func (e *Engine) afterAttempt(r *jobRecord, a *backend.Attempt) {
 	go e.enqueue(r.Name)
 }
 
+// requeueGPUWaiters asks for a sync of every job waiting for GPUs, after
+// some were released. Caller holds e.mu.
 func (e *Engine) requeueGPUWaiters() {
 	for name, r := range e.jobs {
-		if !r.Finished() && strings.HasPrefix(r.Waiting, "waiting for") {
+		if !r.Finished() && r.Waiting != nil && r.Waiting.Reason == backend.WaitingForGPUs {
 			go e.enqueue(name)
 		}
 	}
+	e.requeueServiceGPUWaiters()
 }
 
 // killAttempt stops an attempt's process group: SIGTERM, then SIGKILL after

@@ -123,6 +123,9 @@ func (e *Engine) startService(rec *serviceRecord, adopt []serving.AdoptedReplica
 // as a new generation. Caller holds e.mu.
 func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService, dir string) (string, error) {
 	name := o.Metadata.Name
+	if err := e.admit("service", name, &o.Spec.PodTemplate); err != nil {
+		return "", err
+	}
 	if e.services == nil {
 		e.services = map[string]*serviceState{}
 	}
@@ -323,12 +326,14 @@ type shimRunner struct {
 	e      *Engine
 	mu     sync.Mutex
 	limits Limits
+	gpus   int // whole GPUs per replica
 }
 
 func (r *shimRunner) setResources(res v1alpha1.Resources) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.limits = Limits{}
+	r.gpus = int(res.GPU)
 	if r.e.limitsErr != nil {
 		return
 	}
@@ -373,19 +378,40 @@ func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.P
 	argv[0] = path
 	r.mu.Lock()
 	cfg := ShimConfig{Argv: argv, Env: env, Dir: rs.Dir, Limits: r.limits}
+	need := r.gpus
 	r.mu.Unlock()
+	// GPUs as for a job's attempt: exclusive whole devices, all or none;
+	// a replica that cannot get them waits Pending (serving.ErrUnschedulable).
+	owner := replicaGPUOwner(rs.Service, rs.Name)
+	var gpus []int
+	if need > 0 {
+		if gpus = r.e.gpus.allocate(need, owner); gpus == nil {
+			return nil, fmt.Errorf("waiting for %d GPUs, %d free: %w", need, r.e.gpus.free(), serving.ErrUnschedulable)
+		}
+	}
+	for _, kv := range gpuEnv(r.e.gpus.total(), gpus) {
+		cfg.Env = append(cfg.Env, kv[0]+"="+kv[1])
+	}
+	started := false
+	defer func() {
+		if !started {
+			r.e.releaseGPUs(owner)
+		}
+	}()
 	cfg.Cgroup = r.e.cgroupFor("svc-" + rs.Name)
 	if err := writeJSONAtomic(filepath.Join(dir, shimConfigFile), cfg); err != nil {
 		return nil, fmt.Errorf("write replica config: %w", err)
 	}
-	if err := writeJSONAtomic(filepath.Join(dir, replicaFile), replicaInfo{rs.Index, rs.Generation, rs.Port}); err != nil {
+	if err := writeJSONAtomic(filepath.Join(dir, replicaFile), replicaInfo{rs.Index, rs.Generation, rs.Port, gpus}); err != nil {
 		return nil, fmt.Errorf("write replica record: %w", err)
 	}
 	shim, err := r.e.launchShim(dir)
 	if err != nil {
 		return nil, fmt.Errorf("start the shim for replica %s: %w", rs.Name, err)
 	}
+	started = true
 	p := newShimProc(dir, shim.Process.Pid)
+	p.onExit = func() { r.e.releaseGPUs(owner) }
 	go func() {
 		_ = shim.Wait()
 		p.finish()
@@ -400,6 +426,31 @@ type replicaInfo struct {
 	Index      int   `json:"index"`
 	Generation int64 `json:"generation"`
 	Port       int   `json:"port"`
+	GPUs       []int `json:"gpus,omitempty"`
+}
+
+// replicaGPUOwner names a replica in the GPU allocator.
+func replicaGPUOwner(service, replica string) string { return "service/" + service + "/" + replica }
+
+// releaseGPUs frees owner's devices and, when it held any, lets every pod
+// waiting for GPUs try again (jobs and replicas alike).
+func (e *Engine) releaseGPUs(owner string) {
+	if !e.gpus.release(owner) {
+		return
+	}
+	go func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.requeueGPUWaiters()
+	}()
+}
+
+// requeueServiceGPUWaiters asks every service to retry its replicas that
+// wait for GPUs. Caller holds e.mu.
+func (e *Engine) requeueServiceGPUWaiters() {
+	for _, st := range e.services {
+		go st.svc.Retry()
+	}
 }
 
 func newShimProc(dir string, shimPid int) *shimProc {
@@ -409,6 +460,9 @@ func newShimProc(dir string, shimPid int) *shimProc {
 // finish reports the replica's exit from the shim's status file (a lost
 // shim without one is an Error with code 128).
 func (p *shimProc) finish() {
+	if p.onExit != nil {
+		p.onExit()
+	}
 	var st ShimStatus
 	ex := serving.Exit{Code: 128, Reason: backend.ReasonError}
 	if err := readJSON(filepath.Join(p.dir, shimStatusFile), &st); err == nil {
@@ -458,6 +512,9 @@ func (e *Engine) adoptReplicas(dir string) []serving.AdoptedReplica {
 		infoErr := readJSON(filepath.Join(rdir, replicaFile), &info)
 		if pidsErr == nil && infoErr == nil && alive(p.ShimPid, p.ShimStartTicks) && alive(p.Pid, p.StartTicks) {
 			proc := newShimProc(rdir, p.ShimPid)
+			owner := replicaGPUOwner(filepath.Base(filepath.Dir(dir)), ent.Name())
+			e.gpus.reserve(info.GPUs, owner)
+			proc.onExit = func() { e.releaseGPUs(owner) }
 			go proc.watchAdopted(e.ctx, p)
 			out = append(out, serving.AdoptedReplica{Index: info.Index, Generation: info.Generation, Port: info.Port, Proc: proc, StartTime: p.Started})
 			continue
@@ -481,6 +538,8 @@ type shimProc struct {
 	pid  int // the shim's
 	wait chan serving.Exit
 	done chan struct{} // closed once the shim has exited
+	// onExit runs once the replica has ended (releases its GPUs).
+	onExit func()
 }
 
 func (p *shimProc) Pid() int                  { return p.pid }

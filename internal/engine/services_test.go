@@ -66,12 +66,14 @@ func TestEngineRunsAServiceAcrossScaleRestartAndDelete(t *testing.T) {
 	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
 		Metadata: v1alpha1.ObjectMeta{Name: "web"},
 		Spec: v1alpha1.InferenceServiceSpec{
-			Command:                       []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1", "--directory", "$(SITE)"},
-			Port:                          8080,
-			Replicas:                      ptr(int32(2)),
-			Volumes:                       []v1alpha1.VolumeMount{{Name: "site", MountPath: "/site", PathEnv: "SITE"}},
-			ReadinessProbe:                &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
-			TerminationGracePeriodSeconds: ptr(int64(2)),
+			PodTemplate: v1alpha1.PodTemplate{
+				Command:                       []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1", "--directory", "$(SITE)"},
+				Volumes:                       []v1alpha1.VolumeMount{{Name: "site", MountPath: "/site", PathEnv: "SITE"}},
+				TerminationGracePeriodSeconds: ptr(int64(2)),
+			},
+			Port:           8080,
+			Replicas:       ptr(int32(2)),
+			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
 		}}
 	specDir := t.TempDir()
 	if _, err := e.Apply(context.Background(), docsOf(specDir, vol, svc)); err != nil {

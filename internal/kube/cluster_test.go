@@ -218,7 +218,7 @@ func TestDigitsTrainsToCompleteOnAGPUNode(t *testing.T) {
 	}
 
 	j := waitFinished(t, b, "digits-train", 2*time.Minute)
-	if j.Phase != backend.JobComplete || len(j.Attempts) != 1 || j.Attempts[0].Phase != string(corev1.PodSucceeded) {
+	if j.Phase != backend.JobComplete || len(j.Attempts) != 1 || j.Attempts[0].Phase != backend.PodSucceeded {
 		t.Fatalf("job = phase %s, attempts %+v; want Complete after one successful attempt", j.Phase, j.Attempts)
 	}
 	node, err := c.Client(t).CoreV1().Nodes().Get(ctx, j.Attempts[0].Node, metav1.GetOptions{})
@@ -344,7 +344,7 @@ spec:
 		if j.Phase != backend.JobPending {
 			t.Fatalf("job left Pending without a GPU node: %+v", j)
 		}
-		if strings.Contains(j.Waiting, "Insufficient nvidia.com/gpu") {
+		if strings.Contains(j.Waiting.String(), "Insufficient nvidia.com/gpu") {
 			pending = j
 			cancel()
 		}
@@ -352,7 +352,7 @@ spec:
 	if pending.Name == "" {
 		t.Fatal("the job never said it waits for GPUs")
 	}
-	if !strings.HasPrefix(pending.Waiting, "unschedulable: 0/1 nodes are available") {
+	if !strings.HasPrefix(pending.Waiting.String(), "unschedulable: 0/1 nodes are available") {
 		t.Errorf("waiting = %q, want the scheduler's message", pending.Waiting)
 	}
 	cs := c.Client(t)

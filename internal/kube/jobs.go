@@ -142,7 +142,7 @@ func jobStatus(job *batchv1.Job, pods []corev1.Pod) backend.Job {
 	}
 	if !specOf(job, &j.Spec) && len(job.Spec.Template.Spec.Containers) > 0 {
 		c := job.Spec.Template.Spec.Containers[0]
-		j.Spec = v1alpha1.TrainingJobSpec{Image: c.Image, Command: c.Command, Args: c.Args, BackoffLimit: job.Spec.BackoffLimit}
+		j.Spec = v1alpha1.TrainingJobSpec{PodTemplate: v1alpha1.PodTemplate{Image: c.Image, Command: c.Command, Args: c.Args}, BackoffLimit: job.Spec.BackoffLimit}
 	}
 	j.CompletionTime = timePtr(job.Status.CompletionTime)
 	for _, c := range job.Status.Conditions {
@@ -171,7 +171,7 @@ func jobStatus(job *batchv1.Job, pods []corev1.Pod) backend.Job {
 	running := false
 	for i := range pods {
 		a := attemptOf(i, &pods[i], j.Spec.PodFailurePolicy)
-		if a.Phase == string(corev1.PodRunning) {
+		if a.Phase == backend.PodRunning {
 			running = true
 		}
 		j.Attempts = append(j.Attempts, a)
@@ -191,7 +191,7 @@ func jobStatus(job *batchv1.Job, pods []corev1.Pod) backend.Job {
 // state: exit code, reason and times when terminated, the waiting reason
 // (ImagePullBackOff …) or the scheduler's reason when it is not running.
 func attemptOf(i int, p *corev1.Pod, pfp *v1alpha1.PodFailurePolicy) backend.Attempt {
-	a := backend.Attempt{Index: i, Name: p.Name, Phase: string(p.Status.Phase), Node: p.Spec.NodeName, StartTime: timePtr(p.Status.StartTime)}
+	a := backend.Attempt{Index: i, Name: p.Name, Phase: backend.PodPhase(p.Status.Phase), Node: p.Spec.NodeName, StartTime: timePtr(p.Status.StartTime)}
 	if p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
 		a.Reason = "Terminating"
 	}
@@ -240,32 +240,35 @@ func attemptOf(i int, p *corev1.Pod, pfp *v1alpha1.PodFailurePolicy) backend.Att
 
 // waitingReason says why no attempt of an unfinished job runs. Attempts
 // are numbered from 1 here, as in the local engine's waiting lines.
-func waitingReason(job *batchv1.Job, attempts []backend.Attempt, pods []corev1.Pod) string {
+func waitingReason(job *batchv1.Job, attempts []backend.Attempt, pods []corev1.Pod) *backend.Waiting {
+	w := func(r backend.WaitingReason, msg string) *backend.Waiting {
+		return &backend.Waiting{Reason: r, Message: msg}
+	}
 	for i := len(attempts) - 1; i >= 0; i-- {
 		a := attempts[i]
-		if a.Phase != string(corev1.PodPending) {
+		if a.Phase != backend.PodPending {
 			continue
 		}
 		switch {
 		case a.Reason == corev1.PodReasonUnschedulable:
-			return "unschedulable: " + a.Message
+			return w(backend.WaitingUnschedulable, "unschedulable: "+a.Message)
 		case a.Reason != "" && a.Message != "":
-			return a.Reason + ": " + a.Message
+			return w(backend.WaitingContainer, a.Reason+": "+a.Message)
 		case a.Reason != "":
-			return a.Reason
+			return w(backend.WaitingContainer, a.Reason)
 		case pods[i].Spec.NodeName == "":
-			return "waiting for the scheduler to place attempt " + fmt.Sprint(i)
+			return w(backend.WaitingPending, "waiting for the scheduler to place attempt "+fmt.Sprint(i))
 		default:
-			return "attempt " + fmt.Sprint(i) + " is starting on node " + pods[i].Spec.NodeName
+			return w(backend.WaitingPending, "attempt "+fmt.Sprint(i)+" is starting on node "+pods[i].Spec.NodeName)
 		}
 	}
 	if job.Spec.Suspend != nil && *job.Spec.Suspend {
-		return "suspended"
+		return w(backend.WaitingPending, "suspended")
 	}
 	if n := len(attempts); n > 0 {
-		return fmt.Sprintf("back-off before attempt %d (the Job controller delays retries after failures)", n) // 0-based, as attempt indices
+		return w(backend.WaitingBackOff, fmt.Sprintf("back-off before attempt %d (the Job controller delays retries after failures)", n)) // 0-based, as attempt indices
 	}
-	return "waiting for the Job controller to create the first pod"
+	return w(backend.WaitingPending, "waiting for the Job controller to create the first pod")
 }
 
 func timePtr(t *metav1.Time) *time.Time {

@@ -61,7 +61,7 @@ func (b *Backend) jobLogs(ctx context.Context, name string, opts backend.LogOpti
 		next = opts.Attempt
 	}
 	for j := range ch {
-		for next < len(j.Attempts) && (j.Attempts[next].Phase != string(corev1.PodPending) || j.Finished()) {
+		for next < len(j.Attempts) && (j.Attempts[next].Phase != backend.PodPending || j.Finished()) {
 			a := j.Attempts[next]
 			prefix := ""
 			if opts.Attempt < 0 {

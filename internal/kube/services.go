@@ -156,7 +156,7 @@ func serviceStatus(dep *appsv1.Deployment, h *autoscalingv2.HorizontalPodAutosca
 	}
 	if !specOf(dep, &s.Spec) && len(dep.Spec.Template.Spec.Containers) > 0 {
 		c := dep.Spec.Template.Spec.Containers[0]
-		s.Spec = v1alpha1.InferenceServiceSpec{Image: c.Image, Command: c.Command, Args: c.Args}
+		s.Spec = v1alpha1.InferenceServiceSpec{PodTemplate: v1alpha1.PodTemplate{Image: c.Image, Command: c.Command, Args: c.Args}}
 	}
 	if dep.Spec.Replicas != nil {
 		s.DesiredReplicas = *dep.Spec.Replicas

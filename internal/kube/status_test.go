@@ -72,7 +72,7 @@ func TestJobStatus(t *testing.T) {
 		name         string
 		job          *batchv1.Job
 		pods         []corev1.Pod
-		phase        string
+		phase        backend.JobPhase
 		exitCodes    string // attempts' exit codes in order
 		waiting      string
 		ignored      []bool
@@ -155,7 +155,7 @@ func TestJobStatus(t *testing.T) {
 			if got := strings.Join(names, " "); got != tc.attemptNames {
 				t.Errorf("attempts = %s, want %s", got, tc.attemptNames)
 			}
-			if j.Waiting != tc.waiting {
+			if j.Waiting.String() != tc.waiting {
 				t.Errorf("waiting = %q, want %q", j.Waiting, tc.waiting)
 			}
 			if j.Finished() != (tc.phase == backend.JobComplete || tc.phase == backend.JobFailed) {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // ReplicaSpec is everything needed to start one replica process.
@@ -50,6 +51,17 @@ type Proc interface {
 	// Signal sends sig to the replica's whole process group.
 	Signal(sig syscall.Signal) error
 }
+
+// ErrUnschedulable is wrapped by a Runner's Start error when the replica
+// cannot be placed now, e.g. not enough free GPUs: the replica stays
+// Pending without a restart back-off (a pod the scheduler cannot place is
+// Pending with PodScheduled=False, reason Unschedulable, not crash-looping)
+// and is tried again on Service.Retry or after UnschedulableRecheck.
+var ErrUnschedulable = errors.New("unschedulable")
+
+// UnschedulableRecheck is how often a Pending, unschedulable replica is
+// tried again without a Retry.
+const UnschedulableRecheck = 5 * time.Second
 
 // Runner starts replica processes. The local engine's shim-based runner
 // and ExecRunner implement it.

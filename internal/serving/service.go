@@ -31,6 +31,10 @@ const (
 	PhaseBackOff = "CrashLoopBackOff"
 )
 
+// ReasonUnschedulable is a Pending replica's last reason while it cannot
+// be placed (PodScheduled=False's reason on Kubernetes).
+const ReasonUnschedulable = "Unschedulable"
+
 // maxEvents is how many recent events a service keeps.
 const maxEvents = 100
 
@@ -291,6 +295,20 @@ func (s *Service) Scale(replicas int32) error {
 	s.desired = replicas
 	s.poke()
 	return nil
+}
+
+// Retry asks the service to try its Pending, unschedulable replicas again
+// now (the engine calls it when GPUs are released).
+func (s *Service) Retry() {
+	s.mu.Lock()
+	now := time.Now()
+	for _, r := range s.replicas {
+		if r.proc == nil && !r.terminating && r.lastReason == ReasonUnschedulable {
+			r.restartAt = now
+		}
+	}
+	s.mu.Unlock()
+	s.poke()
 }
 
 func (s *Service) poke() {
@@ -573,6 +591,15 @@ func (s *Service) LogPath(index int) string {
 // startLocked starts r's process and its probes and exit watcher.
 func (s *Service) startLocked(r *replica) {
 	proc, err := s.runner.Start(s.ctx, r.spec)
+	if errors.Is(err, ErrUnschedulable) {
+		if r.lastReason != ReasonUnschedulable {
+			s.eventLocked("Warning", "FailedScheduling", fmt.Sprintf("replica %s: %v", r.name, err))
+		}
+		r.lastReason, r.phase = ReasonUnschedulable, PhasePending
+		r.restartAt = time.Now().Add(UnschedulableRecheck)
+		s.poke()
+		return
+	}
 	if err != nil {
 		r.lastReason = backend.ReasonStartError
 		s.eventLocked("Warning", "Failed", fmt.Sprintf("replica %s: %v", r.name, err))
@@ -586,6 +613,9 @@ func (s *Service) startLocked(r *replica) {
 // false until they pass) and its exit is watched.
 func (s *Service) attachLocked(r *replica, proc Proc, started time.Time, reason, verb string) {
 	r.proc, r.startTime, r.phase, r.ready, r.killReason = proc, started, PhaseRunning, false, ""
+	if r.lastReason == ReasonUnschedulable {
+		r.lastReason = ""
+	}
 	s.lb.SetReady(r.name, false)
 	s.cpu.Forget(r.name)
 	s.eventLocked("Normal", reason, fmt.Sprintf("%s replica %s (pid %d, port %d)", verb, r.name, proc.Pid(), r.port))

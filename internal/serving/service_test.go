@@ -45,12 +45,14 @@ func TestMain(m *testing.M) {
 // testSpec is a service of test replicas with a 1 s readiness probe.
 func testSpec(ctl string, replicas int32) v1alpha1.InferenceServiceSpec {
 	return v1alpha1.InferenceServiceSpec{
-		Command:                       []string{replicaBin},
-		Env:                           []v1alpha1.EnvVar{{Name: "GEN", Value: "1"}, {Name: "CONTROL_DIR", Value: ctl}},
-		Port:                          8080,
-		Replicas:                      &replicas,
-		ReadinessProbe:                &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/ready"}, PeriodSeconds: 1},
-		TerminationGracePeriodSeconds: ptr[int64](5),
+		PodTemplate: v1alpha1.PodTemplate{
+			Command:                       []string{replicaBin},
+			Env:                           []v1alpha1.EnvVar{{Name: "GEN", Value: "1"}, {Name: "CONTROL_DIR", Value: ctl}},
+			TerminationGracePeriodSeconds: ptr[int64](5),
+		},
+		Port:           8080,
+		Replicas:       &replicas,
+		ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/ready"}, PeriodSeconds: 1},
 	}
 }
 

@@ -23,7 +23,7 @@ type scenario struct {
 	name        string
 	annotations string // YAML flow map for metadata.annotations
 	spec        string // YAML under spec:, indented two spaces
-	phase       string
+	phase       backend.JobPhase
 	reason      string
 	attempts    []string // "Reason/exitCode" per attempt
 }
@@ -69,7 +69,7 @@ func (s scenario) yaml() string {
 }
 
 // outcome summarises a finished job the way the table states it.
-func outcome(j *backend.Job) (phase, reason string, attempts []string) {
+func outcome(j *backend.Job) (phase backend.JobPhase, reason string, attempts []string) {
 	if c := j.FinalCondition(); c != nil {
 		reason = c.Reason
 	}

@@ -68,7 +68,7 @@ func Run(ctx context.Context, opts *Options) error {
 			return err
 		}
 		Job(w, j)
-		if j.Phase == backend.JobFailed || j.Waiting != "" {
+		if j.Phase == backend.JobFailed || j.Waiting != nil {
 			if fs, err := b.Diagnose(ctx, backend.Ref{Kind: "job", Name: j.Name}); err == nil {
 				Findings(w, fs)
 			}
@@ -117,7 +117,7 @@ func Job(w io.Writer, j *backend.Job) {
 	if c := j.FinalCondition(); c != nil && c.Reason != "" {
 		fmt.Fprintf(w, "Reason:         %s: %s\n", c.Reason, c.Message)
 	}
-	if j.Waiting != "" {
+	if j.Waiting != nil {
 		fmt.Fprintf(w, "Waiting:        %s\n", j.Waiting)
 	}
 	fmt.Fprintf(w, "Created:        %s\nStarted:        %s\nCompleted:      %s\n", ts(&j.CreationTime), ts(j.StartTime), ts(j.CompletionTime))

@@ -174,7 +174,7 @@ func printJobs(opts *Options, jobs []backend.Job) error {
 		}
 		row := []any{j.Name, j.Phase, fmt.Sprintf("%d/%d", len(j.Attempts), j.Spec.EffectiveBackoffLimit()+1), dur, printers.Since(&j.CreationTime)}
 		if opts.Output == "wide" {
-			reason := j.Waiting
+			reason := j.Waiting.String()
 			if c := j.FinalCondition(); c != nil {
 				reason = c.Reason
 			}

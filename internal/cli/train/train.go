@@ -239,7 +239,7 @@ func stateLine(j *backend.Job) string {
 			return fmt.Sprintf("job %s %s (%s)", j.Name, j.Phase, c.Reason)
 		}
 		return fmt.Sprintf("job %s %s", j.Name, j.Phase)
-	case j.Waiting != "":
+	case j.Waiting != nil:
 		return fmt.Sprintf("job %s %s: %s", j.Name, j.Phase, j.Waiting)
 	case len(j.Attempts) > 0:
 		a := j.Attempts[len(j.Attempts)-1]
