@@ -25,9 +25,19 @@ var _ backend.Backend = (*Engine)(nil)
 // live one is re-adopted, a lost one (its shim gone without a status) is
 // failed and the retry policy applies.
 func (e *Engine) load() error {
-	jobs, err := e.store.loadJobs(e.ctx)
+	// Only jobs the controllers act on are kept in memory; finished ones
+	// are read from the store on demand, so memory does not grow with
+	// history. A finished job with a TTL gets its deletion timer here.
+	jobs, err := e.store.loadJobs(e.ctx, activeJobs)
 	if err != nil {
 		return fmt.Errorf("read state: %w", err)
+	}
+	ttl, err := e.store.finishedWithTTL(e.ctx)
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	for _, name := range ttl {
+		go e.enqueue(name)
 	}
 	if err := e.store.loadRecords(e.ctx, "volumes", func(b []byte) error {
 		v := &volumeRecord{}
@@ -162,11 +172,24 @@ func (e *Engine) snapshot(r *jobRecord) backend.Job {
 	return j
 }
 
+// job returns the record of job name: from memory while the controllers
+// act on it, else from the store (a finished job). Caller holds e.mu.
+func (e *Engine) job(name string) (*jobRecord, bool) {
+	if r, ok := e.jobs[name]; ok {
+		return r, true
+	}
+	r, ok, err := e.store.getJob(e.ctx, name)
+	if err != nil {
+		e.cfg.Logf("read job %s: %v", name, err)
+	}
+	return r, ok
+}
+
 // GetJob implements backend.Backend.
 func (e *Engine) GetJob(ctx context.Context, name string) (*backend.Job, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r, ok := e.jobs[name]
+	r, ok := e.job(name)
 	if !ok {
 		return nil, fmt.Errorf("job %q: %w", name, backend.ErrNotFound)
 	}
@@ -174,11 +197,21 @@ func (e *Engine) GetJob(ctx context.Context, name string) (*backend.Job, error) 
 	return &j, nil
 }
 
-// ListJobs implements backend.Backend.
+// ListJobs implements backend.Backend: finished jobs from the store, the
+// others from memory.
 func (e *Engine) ListJobs(ctx context.Context) ([]backend.Job, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]backend.Job, 0, len(e.jobs))
+	stored, err := e.store.loadJobs(ctx, finishedJobs)
+	if err != nil {
+		return nil, fmt.Errorf("read jobs: %w", err)
+	}
+	out := make([]backend.Job, 0, len(e.jobs)+len(stored))
+	for _, r := range stored {
+		if _, active := e.jobs[r.Name]; !active {
+			out = append(out, e.snapshot(r))
+		}
+	}
 	for _, r := range e.jobs {
 		out = append(out, e.snapshot(r))
 	}
@@ -194,7 +227,7 @@ func (e *Engine) ListJobs(ctx context.Context) ([]backend.Job, error) {
 // WatchJob implements backend.Backend.
 func (e *Engine) WatchJob(ctx context.Context, name string) (<-chan backend.Job, error) {
 	e.mu.Lock()
-	r, ok := e.jobs[name]
+	r, ok := e.job(name)
 	if !ok {
 		e.mu.Unlock()
 		return nil, fmt.Errorf("job %q: %w", name, backend.ErrNotFound)
@@ -223,7 +256,7 @@ func (e *Engine) WatchJob(ctx context.Context, name string) (<-chan backend.Job,
 				return
 			}
 			e.mu.Lock()
-			r, ok := e.jobs[name]
+			r, ok := e.job(name)
 			if !ok {
 				// Deleted: a job removed as it finished (TTL 0) still
 				// reports its final state.
@@ -249,7 +282,7 @@ func (e *Engine) WatchJob(ctx context.Context, name string) (<-chan backend.Job,
 // Metrics implements backend.Backend.
 func (e *Engine) Metrics(ctx context.Context, name string) ([]backend.MetricPoint, error) {
 	e.mu.Lock()
-	_, ok := e.jobs[name]
+	_, ok := e.job(name)
 	e.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("job %q: %w", name, backend.ErrNotFound)
@@ -278,7 +311,7 @@ func (e *Engine) Delete(ctx context.Context, ref backend.Ref) error {
 	defer e.mu.Unlock()
 	switch ref.Kind {
 	case "job":
-		if _, ok := e.jobs[ref.Name]; !ok {
+		if _, ok := e.job(ref.Name); !ok {
 			return fmt.Errorf("job %q: %w", ref.Name, backend.ErrNotFound)
 		}
 		return e.deleteJobLocked(ctx, ref.Name)
@@ -334,7 +367,7 @@ func (e *Engine) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOpti
 		return fmt.Errorf("logs of %s/%s: the local engine has logs of jobs and services", ref.Kind, ref.Name)
 	}
 	e.mu.Lock()
-	_, ok := e.jobs[ref.Name]
+	_, ok := e.job(ref.Name)
 	e.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("job %q: %w", ref.Name, backend.ErrNotFound)
@@ -346,7 +379,7 @@ func (e *Engine) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOpti
 		// Wait for attempt idx to exist, or the job to finish.
 		for {
 			e.mu.Lock()
-			r, ok := e.jobs[ref.Name]
+			r, ok := e.job(ref.Name)
 			if !ok {
 				e.mu.Unlock()
 				return nil
@@ -376,7 +409,7 @@ func (e *Engine) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOpti
 // follow it keeps reading until the attempt has ended and the file is drained.
 func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix string, follow bool, w io.Writer) error {
 	e.mu.Lock()
-	r, ok := e.jobs[job]
+	r, ok := e.job(job)
 	if !ok || idx >= len(r.Attempts) {
 		e.mu.Unlock()
 		return fmt.Errorf("attempt %d of job %q: %w", idx, job, backend.ErrNotFound)
@@ -395,7 +428,7 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 	}()
 	for {
 		e.mu.Lock()
-		r, ok := e.jobs[job]
+		r, ok := e.job(job)
 		ended := !ok || idx >= len(r.Attempts) || r.Attempts[idx].Phase != backend.PodRunning
 		changed := e.changes(job)
 		e.mu.Unlock()

@@ -62,7 +62,7 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 			return "", fmt.Errorf("job %q mounts volume %q, which does not exist: declare it (kind: Volume) in the same file or apply it first", j.Metadata.Name, m.Name)
 		}
 	}
-	if old, ok := e.jobs[j.Metadata.Name]; ok {
+	if old, ok := e.job(j.Metadata.Name); ok {
 		same := reflect.DeepEqual(old.Spec, j.Spec) && old.Dir == dir
 		if same && !(replace && old.Finished()) {
 			return "unchanged", nil
@@ -109,12 +109,18 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 func (e *Engine) reconcileJob(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	now := time.Now()
 	r, ok := e.jobs[name]
 	if !ok {
+		// A finished job is not kept in memory: only the TTL-after-finished
+		// controller still acts on it.
+		if r, ok = e.job(name); ok && r.Finished() {
+			e.reconcileTTL(r, now)
+		}
 		return
 	}
-	now := time.Now()
-	if r.Finished() {
+	if r.Finished() && e.running[name] == nil {
+		delete(e.jobs, name)
 		e.reconcileTTL(r, now)
 		return
 	}
@@ -177,6 +183,8 @@ func (e *Engine) reconcileJob(name string) {
 	r.Phase, r.Active = jobPhase(r, e.running[name] != nil)
 	e.persist(r)
 	if r.Finished() {
+		// Done: the record stays in the store, not in memory.
+		delete(e.jobs, name)
 		e.requeueGPUWaiters()
 		e.reconcileTTL(r, now)
 	} else if act.RequeueAfter > 0 {
@@ -512,7 +520,11 @@ func (e *Engine) killAttempt(ra *runningAttempt, grace int64) {
 // the attempt to stop).
 func (e *Engine) deleteJobLocked(ctx context.Context, name string) error {
 	if ra := e.running[name]; ra != nil {
-		e.killAttempt(ra, e.jobs[name].Spec.EffectiveGracePeriod())
+		grace := v1alpha1.DefaultTerminationGracePeriodSeconds
+		if r, ok := e.jobs[name]; ok {
+			grace = r.Spec.EffectiveGracePeriod()
+		}
+		e.killAttempt(ra, grace)
 		for e.running[name] == ra {
 			ch := e.changes(name)
 			e.mu.Unlock()
@@ -525,13 +537,14 @@ func (e *Engine) deleteJobLocked(ctx context.Context, name string) error {
 			e.mu.Lock()
 		}
 	}
-	if _, ok := e.jobs[name]; !ok {
+	r, ok := e.job(name)
+	if !ok {
 		return nil
 	}
 	if err := e.store.deleteJob(ctx, name); err != nil {
 		return fmt.Errorf("delete job %q: %w", name, err)
 	}
-	if r := e.jobs[name]; r.Finished() {
+	if r.Finished() {
 		if len(e.tombstones) > 1000 {
 			e.tombstones = map[string]backend.Job{}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -119,49 +120,136 @@ func (s *store) deleteJob(ctx context.Context, name string) error {
 	return tx.Commit()
 }
 
-// loadJobs reads every job with its attempts, oldest first.
-func (s *store) loadJobs(ctx context.Context) ([]*jobRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT record FROM jobs ORDER BY created_at, name`)
-	if err != nil {
-		return nil, err
+// finishedPhases are the phases of jobs the controllers no longer act on
+// (only the TTL-after-finished controller, from the record).
+const finishedPhases = `('Complete', 'Failed')`
+
+// jobFilter selects which jobs loadJobs reads.
+type jobFilter int
+
+const (
+	allJobs jobFilter = iota
+	activeJobs
+	finishedJobs
+)
+
+func (f jobFilter) where() string {
+	switch f {
+	case activeJobs:
+		return ` WHERE phase NOT IN ` + finishedPhases
+	case finishedJobs:
+		return ` WHERE phase IN ` + finishedPhases
 	}
+	return ""
+}
+
+// loadJobs reads the jobs f selects with their attempts, oldest first.
+func (s *store) loadJobs(ctx context.Context, f jobFilter) ([]*jobRecord, error) {
 	var out []*jobRecord
 	byName := map[string]*jobRecord{}
-	for rows.Next() {
-		var b string
-		if err := rows.Scan(&b); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		r := &jobRecord{}
-		if err := json.Unmarshal([]byte(b), r); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("decode job record: %w", err)
-		}
-		r.Attempts = nil
+	err := s.eachJob(ctx, f, func(r *jobRecord) error {
 		out = append(out, r)
 		byName[r.Name] = r
-	}
-	rows.Close()
-	arows, err := s.db.QueryContext(ctx, `SELECT job, record FROM attempts ORDER BY job, idx`)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer arows.Close()
-	for arows.Next() {
-		var job, b string
-		if err := arows.Scan(&job, &b); err != nil {
-			return nil, err
-		}
-		var a backend.Attempt
-		if err := json.Unmarshal([]byte(b), &a); err != nil {
-			return nil, fmt.Errorf("decode attempt record: %w", err)
-		}
+	q := `SELECT job, record FROM attempts ORDER BY job, idx`
+	if f != allJobs {
+		q = `SELECT job, record FROM attempts WHERE job IN (SELECT name FROM jobs` + f.where() + `) ORDER BY job, idx`
+	}
+	return out, s.eachAttempt(ctx, q, nil, func(job string, a backend.Attempt) {
 		if r := byName[job]; r != nil {
 			r.Attempts = append(r.Attempts, a)
 		}
+	})
+}
+
+// eachJob decodes the jobs f selects one at a time, oldest first, without
+// their attempts, so a caller that keeps none holds one in memory at a time.
+func (s *store) eachJob(ctx context.Context, f jobFilter, each func(*jobRecord) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT record FROM jobs`+f.where()+` ORDER BY created_at, name`)
+	if err != nil {
+		return err
 	}
-	return out, arows.Err()
+	defer rows.Close()
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			return err
+		}
+		r := &jobRecord{}
+		if err := json.Unmarshal([]byte(b), r); err != nil {
+			return fmt.Errorf("decode job record: %w", err)
+		}
+		r.Attempts = nil
+		if err := each(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (s *store) eachAttempt(ctx context.Context, q string, args []any, each func(job string, a backend.Attempt)) error {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var job, b string
+		if err := rows.Scan(&job, &b); err != nil {
+			return err
+		}
+		var a backend.Attempt
+		if err := json.Unmarshal([]byte(b), &a); err != nil {
+			return fmt.Errorf("decode attempt record: %w", err)
+		}
+		each(job, a)
+	}
+	return rows.Err()
+}
+
+// finishedWithTTL lists the finished jobs that have a
+// ttlSecondsAfterFinished, without decoding their records.
+func (s *store) finishedWithTTL(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM jobs WHERE phase IN `+finishedPhases+
+		` AND json_extract(record, '$.spec.ttlSecondsAfterFinished') IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// getJob reads one job with its attempts; ok is false when there is none.
+func (s *store) getJob(ctx context.Context, name string) (*jobRecord, bool, error) {
+	var b string
+	err := s.db.QueryRowContext(ctx, `SELECT record FROM jobs WHERE name = ?`, name).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	r := &jobRecord{}
+	if err := json.Unmarshal([]byte(b), r); err != nil {
+		return nil, false, fmt.Errorf("decode job record: %w", err)
+	}
+	r.Attempts = nil
+	err = s.eachAttempt(ctx, `SELECT job, record FROM attempts WHERE job = ? ORDER BY idx`, []any{name}, func(_ string, a backend.Attempt) {
+		r.Attempts = append(r.Attempts, a)
+	})
+	return r, err == nil, err
 }
 
 func (s *store) addMetrics(ctx context.Context, job string, pts []backend.MetricPoint) error {

@@ -137,7 +137,7 @@ func readStart(t *testing.T, home string) time.Time {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	jobs, err := st.loadJobs(context.Background())
+	jobs, err := st.loadJobs(context.Background(), allJobs)
 	if err != nil || len(jobs) != 1 || jobs[0].StartTime == nil {
 		t.Fatalf("stored job: %v %+v", err, jobs)
 	}

@@ -26,6 +26,13 @@ type scenario struct {
 	phase       backend.JobPhase
 	reason      string
 	attempts    []string // "Reason/exitCode" per attempt
+	// upstreamBackoff runs the local side with the Job controller's real
+	// back-off (10 s doubling) instead of the tests' short one, for rows
+	// whose attempt count depends on it.
+	upstreamBackoff bool
+	// gpuBusy makes the job's GPU unavailable on both targets: locally one
+	// fake GPU held by another job, on the cluster no GPU node at all.
+	gpuBusy bool
 }
 
 var scenarios = []scenario{
@@ -58,6 +65,27 @@ var scenarios = []scenario{
 		phase: backend.JobFailed, reason: backend.ReasonBackoffLimitExceeded,
 		attempts: []string{"OOMKilled/137"},
 	},
+	{
+		// Ignored failures do not count against backoffLimit but still wait
+		// out the back-off (0 s, 10 s, then 20 s): two attempts fit in the
+		// 25 s deadline on both targets.
+		name:        "ignored-failures-back-off",
+		annotations: `{petrel.dev/sim-exit-code: "3"}`,
+		spec: "  command: [sh, -c, \"sleep 1; exit 3\"]\n  backoffLimit: 0\n  activeDeadlineSeconds: 25\n" +
+			"  podFailurePolicy:\n    rules:\n    - {action: Ignore, onExitCodes: {operator: In, values: [3]}}\n",
+		phase: backend.JobFailed, reason: backend.ReasonDeadlineExceeded,
+		attempts:        []string{"Error/3", "Error/3"},
+		upstreamBackoff: true,
+	},
+	{
+		// The deadline counts from the job's start, while its pod waits for
+		// a GPU it cannot get: no attempt ever runs.
+		name:  "deadline-while-waiting-for-gpus",
+		spec:  "  command: [sh, -c, \"exit 0\"]\n  activeDeadlineSeconds: 3\n  resources: {gpu: 1}\n",
+		phase: backend.JobFailed, reason: backend.ReasonDeadlineExceeded,
+		attempts: nil,
+		gpuBusy:  true,
+	},
 }
 
 func (s scenario) yaml() string {
@@ -74,6 +102,9 @@ func outcome(j *backend.Job) (phase backend.JobPhase, reason string, attempts []
 		reason = c.Reason
 	}
 	for _, a := range j.Attempts {
+		if a.Phase == backend.PodPending && a.ExitCode == nil {
+			continue // a pod that never ran (Kubernetes keeps it until deleted)
+		}
 		code := "?"
 		if a.ExitCode != nil {
 			code = fmt.Sprint(*a.ExitCode)
@@ -107,11 +138,11 @@ func runScenario(t *testing.T, b backend.Backend, s scenario) *backend.Job {
 	// Attempts are read once more: on Kubernetes the last pod's status can
 	// trail the Job's condition by a moment.
 	var j *backend.Job
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 100; i++ {
 		if j, err = b.GetJob(ctx, s.name); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, at := outcome(j); len(at) == len(s.attempts) && !strings.Contains(strings.Join(at, ","), "/?") {
+		if _, _, at := outcome(j); len(at) == len(s.attempts) && !strings.Contains(strings.Join(at, ","), "/?") && (len(at) > 0 || len(j.Attempts) == 0) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -143,8 +174,15 @@ func TestLocalAndKubernetesAgree(t *testing.T) {
 	for _, s := range scenarios {
 		s := s
 		t.Run(s.name, func(t *testing.T) {
-			if strings.HasPrefix(s.attempts[0], "OOMKilled") && engine.CgroupSupport() != nil {
+			if len(s.attempts) > 0 && strings.HasPrefix(s.attempts[0], "OOMKilled") && engine.CgroupSupport() != nil {
 				t.Skipf("memory limits cannot be enforced on this host: %v", engine.CgroupSupport())
+			}
+			targets := targets
+			if s.upstreamBackoff || s.gpuBusy {
+				targets = []struct {
+					name string
+					b    backend.Backend
+				}{{"local", scenarioEngine(t, s)}, targets[1]}
 			}
 			results := map[string]string{}
 			for _, tg := range targets {
@@ -162,4 +200,47 @@ func TestLocalAndKubernetesAgree(t *testing.T) {
 			}
 		})
 	}
+}
+
+// scenarioEngine is a local engine of its own for a scenario that needs
+// the upstream back-off or a busy GPU.
+func scenarioEngine(t *testing.T, s scenario) *engine.Engine {
+	t.Helper()
+	cfg := engine.Config{Home: t.TempDir(), BackoffBase: 200 * time.Millisecond, GPUs: engine.FakeGPUs(0),
+		ShimArgv: []string{petrelBin, "shim"}, Logf: t.Logf}
+	if s.upstreamBackoff {
+		cfg.BackoffBase = 0 // the default: 10 s doubling
+	}
+	if s.gpuBusy {
+		cfg.GPUs = engine.FakeGPUs(1)
+	}
+	eng, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = eng.Delete(context.Background(), backend.Ref{Kind: "job", Name: "gpu-holder"})
+		eng.Close()
+	})
+	if s.gpuBusy {
+		docs, err := spec.Parse("holder.yaml", []byte("apiVersion: petrel.dev/v1alpha1\nkind: TrainingJob\nmetadata:\n  name: gpu-holder\nspec:\n  command: [sleep, \"60\"]\n  terminationGracePeriodSeconds: 1\n  resources: {gpu: 1}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eng.Apply(context.Background(), docs); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		ch, err := eng.WatchJob(ctx, "gpu-holder")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range ch {
+			if j.Phase == backend.JobRunning {
+				break
+			}
+		}
+	}
+	return eng
 }
