@@ -8,6 +8,7 @@ package v1alpha1
 
 import (
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -194,6 +195,19 @@ func (p *PodTemplate) EffectiveGracePeriod() int64 {
 		return DefaultTerminationGracePeriodSeconds
 	}
 	return *p.TerminationGracePeriodSeconds
+}
+
+// MinimumGracePeriodSeconds is the least time the kubelet waits between
+// SIGTERM and SIGKILL, whatever the spec says (minimumGracePeriodInSeconds
+// in pkg/kubelet/kuberuntime/kuberuntime_manager.go, applied in
+// killContainer).
+const MinimumGracePeriodSeconds = 2
+
+// KillGracePeriod is how long a stopped process gets between SIGTERM and
+// SIGKILL: terminationGracePeriodSeconds (default 30), at least the
+// kubelet's 2 s minimum.
+func (p *PodTemplate) KillGracePeriod() time.Duration {
+	return time.Duration(max(p.EffectiveGracePeriod(), MinimumGracePeriodSeconds)) * time.Second
 }
 
 // TrainingJobSpec is the desired state of a TrainingJob.

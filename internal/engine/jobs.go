@@ -163,7 +163,7 @@ func (e *Engine) reconcileJob(name string) {
 		if c := r.Conditions[len(r.Conditions)-1]; c.Type == backend.ConditionFailureTarget && c.Reason == backend.ReasonDeadlineExceeded {
 			ra.deadline = true
 		}
-		e.killAttempt(ra, r.Spec.EffectiveGracePeriod())
+		e.killAttempt(ra, r.Spec.KillGracePeriod())
 	}
 	waiting := act.Waiting
 	if act.CreatePods > 0 {
@@ -485,8 +485,9 @@ func (e *Engine) requeueGPUWaiters() {
 }
 
 // killAttempt stops an attempt's process group: SIGTERM, then SIGKILL after
-// grace seconds (the kubelet's termination sequence). Caller holds e.mu.
-func (e *Engine) killAttempt(ra *runningAttempt, grace int64) {
+// grace (the kubelet's termination sequence; PodTemplate.KillGracePeriod
+// gives the 2 s minimum). Caller holds e.mu.
+func (e *Engine) killAttempt(ra *runningAttempt, grace time.Duration) {
 	if ra.killing {
 		return
 	}
@@ -503,7 +504,7 @@ func (e *Engine) killAttempt(ra *runningAttempt, grace int64) {
 			return
 		}
 		_ = syscall.Kill(-p.Pid, syscall.SIGTERM)
-		deadline := time.Now().Add(time.Duration(grace) * time.Second)
+		deadline := time.Now().Add(grace)
 		for time.Now().Before(deadline) {
 			if !alive(p.Pid, p.StartTicks) {
 				break
@@ -520,9 +521,9 @@ func (e *Engine) killAttempt(ra *runningAttempt, grace int64) {
 // the attempt to stop).
 func (e *Engine) deleteJobLocked(ctx context.Context, name string) error {
 	if ra := e.running[name]; ra != nil {
-		grace := v1alpha1.DefaultTerminationGracePeriodSeconds
+		grace := (&v1alpha1.PodTemplate{}).KillGracePeriod()
 		if r, ok := e.jobs[name]; ok {
-			grace = r.Spec.EffectiveGracePeriod()
+			grace = r.Spec.KillGracePeriod()
 		}
 		e.killAttempt(ra, grace)
 		for e.running[name] == ra {

@@ -251,3 +251,21 @@ func TestServiceReplicasGetExclusiveGPUs(t *testing.T) {
 		t.Fatalf("gpu-job: %s attempts %+v", got.Phase, got.Attempts)
 	}
 }
+
+// The kubelet waits at least 2 s between SIGTERM and SIGKILL, even with
+// terminationGracePeriodSeconds: 0 (minimumGracePeriodInSeconds).
+func TestGracePeriodHasTheKubeletsTwoSecondMinimum(t *testing.T) {
+	e := newEngine(t, 0)
+	j := job("quick-grace", "sh", "-c", "trap 'sleep 1; echo cleaned-up; exit 143' TERM; echo started; sleep 30 & wait")
+	j.Spec.ActiveDeadlineSeconds = ptr(int64(1))
+	j.Spec.TerminationGracePeriodSeconds = ptr(int64(0))
+	apply(t, e, j)
+	waitJob(t, e, "quick-grace", 20*time.Second, finished)
+	var out strings.Builder
+	if err := e.Logs(context.Background(), backend.Ref{Kind: "job", Name: "quick-grace"}, backend.LogOptions{Attempt: 0}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "cleaned-up") {
+		t.Fatalf("log %q: the SIGTERM handler did not get its second before SIGKILL", out.String())
+	}
+}

@@ -520,10 +520,7 @@ func (s *Service) createLocked() *replica {
 func (s *Service) addReplicaLocked(idx int, generation int64, port int) *replica {
 	r := &replica{index: idx, name: fmt.Sprintf("%s-%d", s.cfg.Name, idx), generation: generation,
 		phase: PhasePending, removed: make(chan struct{}), backoff: s.cfg.BackOff, port: port}
-	r.grace = time.Duration(v1alpha1.DefaultTerminationGracePeriodSeconds) * time.Second
-	if g := s.spec.TerminationGracePeriodSeconds; g != nil {
-		r.grace = time.Duration(*g) * time.Second
-	}
+	r.grace = s.spec.KillGracePeriod()
 	r.spec = s.replicaSpecLocked(r)
 	s.replicas = append(s.replicas, r)
 	u, _ := url.Parse("http://127.0.0.1:" + strconv.Itoa(port))
