@@ -37,7 +37,7 @@ func (e *Engine) load() error {
 		return fmt.Errorf("read state: %w", err)
 	}
 	for _, name := range ttl {
-		go e.enqueue(name)
+		e.enqueue(name)
 	}
 	if err := e.store.loadRecords(e.ctx, "volumes", func(b []byte) error {
 		v := &volumeRecord{}
@@ -80,7 +80,7 @@ func (e *Engine) load() error {
 		}
 	}
 	for name := range e.jobs {
-		go e.enqueue(name)
+		e.enqueue(name)
 	}
 	return nil
 }

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
 	"github.com/petrel-dev/petrel/internal/backend"
 	jobctl "github.com/petrel-dev/petrel/internal/engine/controllers/job"
 )
@@ -35,6 +38,9 @@ type Config struct {
 	ShimArgv []string
 	// Logf receives the engine's own log lines (default: discard).
 	Logf func(format string, args ...any)
+	// Clock is the controllers' clock (default: the real one); tests of
+	// timing rules inject a fake.
+	Clock clock.WithTicker
 }
 
 // Engine runs workloads locally. All methods are safe for concurrent use.
@@ -50,14 +56,16 @@ type Engine struct {
 	gpus      *gpuAllocator
 	limitsErr error // why cgroup limits cannot be enforced, or nil
 	subs      map[string]chan struct{}
-	timers    map[string]*timer
 	spareMu   sync.Mutex // guards spare (not e.mu: replicas start without it)
 	spare     *spareShim
 	// tombstones keep the final state of jobs deleted right after they
 	// finished (ttlSecondsAfterFinished: 0) for watchers that were late.
 	tombstones map[string]backend.Job
 
-	queue  chan string
+	// queue holds the names of jobs to sync: client-go's delaying work
+	// queue, so a job is never synced by two workers at once, a name added
+	// twice is synced once, and AddAfter keeps the earliest time asked for.
+	queue  workqueue.TypedDelayingInterface[string]
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -75,6 +83,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.BackoffMax == 0 {
 		cfg.BackoffMax = jobctl.MaxBackoff
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -104,8 +115,9 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, store: st,
 		jobs: map[string]*jobRecord{}, volumes: map[string]*volumeRecord{}, running: map[string]*runningAttempt{},
-		gpus: newGPUAllocator(cfg.GPUs), subs: map[string]chan struct{}{}, timers: map[string]*timer{}, tombstones: map[string]backend.Job{},
-		queue: make(chan string, 4096), ctx: ctx, cancel: cancel,
+		gpus: newGPUAllocator(cfg.GPUs), subs: map[string]chan struct{}{}, tombstones: map[string]backend.Job{},
+		queue: workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: "jobs", Clock: cfg.Clock}),
+		ctx:   ctx, cancel: cancel,
 	}
 	e.limitsErr = CgroupSupport()
 	if err := e.load(); err != nil {
@@ -130,11 +142,7 @@ func New(cfg Config) (*Engine, error) {
 // left to their shims; the next Engine re-adopts them.
 func (e *Engine) Close() error {
 	e.cancel()
-	e.mu.Lock()
-	for _, t := range e.timers {
-		t.t.Stop()
-	}
-	e.mu.Unlock()
+	e.queue.ShutDown()
 	e.spareMu.Lock()
 	if e.spare != nil {
 		e.spare.stdin.Close() // an unused spare exits on EOF
@@ -157,51 +165,22 @@ func (e *Engine) LimitsError() error { return e.limitsErr }
 func (e *Engine) worker() {
 	defer e.wg.Done()
 	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case name := <-e.queue:
-			e.reconcileJob(name)
-		}
-	}
-}
-
-// enqueue asks the reconciler to look at job name.
-func (e *Engine) enqueue(name string) {
-	select {
-	case e.queue <- name:
-	case <-e.ctx.Done():
-	}
-}
-
-// timer is a pending reconcile of one job.
-type timer struct {
-	t  *time.Timer
-	at time.Time
-}
-
-// enqueueAfter schedules a reconcile after d. One timer per job is kept,
-// the earliest: every reconcile re-arms what it still waits for (deadline,
-// back-off, TTL), so the later ones are set again then. Caller holds e.mu.
-func (e *Engine) enqueueAfter(name string, d time.Duration) {
-	at := time.Now().Add(d)
-	if old, ok := e.timers[name]; ok {
-		if old.at.Before(at) && old.at.After(time.Now()) {
+		name, shutdown := e.queue.Get()
+		if shutdown {
 			return
 		}
-		old.t.Stop()
+		e.reconcileJob(name)
+		e.queue.Done(name)
 	}
-	tm := &timer{at: at}
-	tm.t = time.AfterFunc(d, func() {
-		e.mu.Lock()
-		if e.timers[name] == tm {
-			delete(e.timers, name)
-		}
-		e.mu.Unlock()
-		e.enqueue(name)
-	})
-	e.timers[name] = tm
 }
+
+// enqueue asks for a sync of job name.
+func (e *Engine) enqueue(name string) { e.queue.Add(name) }
+
+// enqueueAfter asks for a sync of job name after d (the earliest of all
+// pending requests wins; every sync asks again for what it still waits
+// for: deadline, back-off, TTL).
+func (e *Engine) enqueueAfter(name string, d time.Duration) { e.queue.AddAfter(name, d) }
 
 // changed wakes everyone watching name. Caller holds e.mu.
 func (e *Engine) changed(name string) {

@@ -98,7 +98,7 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 	}
 	e.jobs[r.Name] = r
 	e.changed(r.Name)
-	go e.enqueue(r.Name)
+	e.enqueue(r.Name)
 	return "created", nil
 }
 
@@ -109,7 +109,7 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 func (e *Engine) reconcileJob(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	now := time.Now()
+	now := e.cfg.Clock.Now()
 	r, ok := e.jobs[name]
 	if !ok {
 		// A finished job is not kept in memory: only the TTL-after-finished
@@ -470,7 +470,7 @@ func (e *Engine) afterAttempt(r *jobRecord, a *backend.Attempt) {
 		e.cfg.Logf("persist attempt: %v", err)
 	}
 	e.persist(r)
-	go e.enqueue(r.Name)
+	e.enqueue(r.Name)
 }
 
 // requeueGPUWaiters asks for a sync of every job waiting for GPUs, after
@@ -478,7 +478,7 @@ func (e *Engine) afterAttempt(r *jobRecord, a *backend.Attempt) {
 func (e *Engine) requeueGPUWaiters() {
 	for name, r := range e.jobs {
 		if !r.Finished() && r.Waiting != nil && r.Waiting.Reason == backend.WaitingForGPUs {
-			go e.enqueue(name)
+			e.enqueue(name)
 		}
 	}
 	e.requeueServiceGPUWaiters()
@@ -552,10 +552,6 @@ func (e *Engine) deleteJobLocked(ctx context.Context, name string) error {
 		e.tombstones[name] = e.snapshot(r)
 	}
 	delete(e.jobs, name)
-	if t, ok := e.timers[name]; ok {
-		t.t.Stop()
-		delete(e.timers, name)
-	}
 	e.gpus.release(name)
 	e.changed(name)
 	return os.RemoveAll(e.jobDir(name))
