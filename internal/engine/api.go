@@ -15,6 +15,7 @@ import (
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/diagnose"
+	"github.com/petrel-dev/petrel/internal/engine/node"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
@@ -72,8 +73,15 @@ func (e *Engine) load() error {
 					gpus = append(gpus, n)
 				}
 			}
-			e.gpus.reserve(gpus, r.Name)
+			e.node.GPUs.Reserve(gpus, r.Name)
 			e.running[r.Name] = ra
+			if _, err := os.Stat(filepath.Join(dir, node.StatusFile)); err == nil {
+				// It ended while no server ran: record that before the
+				// first sync, as the kubelet reports a pod's end before
+				// the Job controller looks at the job again.
+				e.attemptExited(ra)
+				continue
+			}
 			e.wg.Add(2)
 			go e.adopt(ra)
 			go e.tailMetrics(ra)
@@ -91,15 +99,15 @@ func (e *Engine) load() error {
 func (e *Engine) adopt(ra *runningAttempt) {
 	defer e.wg.Done()
 	var p ShimPids
-	pidsErr := readJSON(filepath.Join(ra.dir, shimPidsFile), &p)
+	pidsErr := node.ReadJSON(filepath.Join(ra.dir, node.PidsFile), &p)
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if _, err := os.Stat(filepath.Join(ra.dir, shimStatusFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(ra.dir, node.StatusFile)); err == nil {
 			e.attemptExited(ra)
 			return
 		}
-		if pidsErr == nil && !alive(p.ShimPid, p.ShimStartTicks) {
+		if pidsErr == nil && !node.Alive(p.ShimPid, p.ShimStartTicks) {
 			// attemptExited reads status.json the shim may have written
 			// just before exiting, and reaps the attempt if it did not.
 			e.attemptExited(ra)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/petrel-dev/petrel/internal/backend"
 	jobctl "github.com/petrel-dev/petrel/internal/engine/controllers/job"
+	"github.com/petrel-dev/petrel/internal/engine/node"
 )
 
 // Config configures an Engine. Zero values take the defaults shown.
@@ -48,16 +49,15 @@ type Engine struct {
 	cfg   Config
 	store *store
 
-	mu        sync.Mutex
-	jobs      map[string]*jobRecord
-	volumes   map[string]*volumeRecord
-	running   map[string]*runningAttempt // by job name
-	services  map[string]*serviceState   // by service name (services.go)
-	gpus      *gpuAllocator
-	limitsErr error // why cgroup limits cannot be enforced, or nil
-	subs      map[string]chan struct{}
-	spareMu   sync.Mutex // guards spare (not e.mu: replicas start without it)
-	spare     *spareShim
+	mu       sync.Mutex
+	jobs     map[string]*jobRecord
+	volumes  map[string]*volumeRecord
+	running  map[string]*runningAttempt // by job name
+	services map[string]*serviceState   // by service name (services.go)
+	subs     map[string]chan struct{}
+	// node is the pod layer (the local kubelet): GPUs, the environment,
+	// cgroups, shims, termination.
+	node *node.Node
 	// tombstones keep the final state of jobs deleted right after they
 	// finished (ttlSecondsAfterFinished: 0) for watchers that were late.
 	tombstones map[string]backend.Job
@@ -115,11 +115,10 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, store: st,
 		jobs: map[string]*jobRecord{}, volumes: map[string]*volumeRecord{}, running: map[string]*runningAttempt{},
-		gpus: newGPUAllocator(cfg.GPUs), subs: map[string]chan struct{}{}, tombstones: map[string]backend.Job{},
+		node: node.New(cfg.ShimArgv, cfg.GPUs), subs: map[string]chan struct{}{}, tombstones: map[string]backend.Job{},
 		queue: workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: "jobs", Clock: cfg.Clock}),
 		ctx:   ctx, cancel: cancel,
 	}
-	e.limitsErr = CgroupSupport()
 	if err := e.load(); err != nil {
 		st.Close()
 		cancel()
@@ -143,13 +142,7 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Close() error {
 	e.cancel()
 	e.queue.ShutDown()
-	e.spareMu.Lock()
-	if e.spare != nil {
-		e.spare.stdin.Close() // an unused spare exits on EOF
-		go e.spare.cmd.Wait()
-		e.spare = nil
-	}
-	e.spareMu.Unlock()
+	e.node.Close()
 	e.wg.Wait()
 	e.detachServices()
 	return e.store.Close()
@@ -160,7 +153,7 @@ func (e *Engine) GPUs() []GPU { return e.cfg.GPUs }
 
 // LimitsError says why CPU and memory limits are not enforced on this host
 // (nil when they are).
-func (e *Engine) LimitsError() error { return e.limitsErr }
+func (e *Engine) LimitsError() error { return e.node.LimitsError() }
 
 func (e *Engine) worker() {
 	defer e.wg.Done()

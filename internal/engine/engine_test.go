@@ -15,6 +15,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/engine/node"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
@@ -191,7 +192,7 @@ func TestDeadlineKillsWholeProcessGroup(t *testing.T) {
 		t.Fatalf("attempt reason %s, want DeadlineExceeded", a.Reason)
 	}
 	var p ShimPids
-	if err := readJSON(filepath.Join(attemptDir(e.jobDir("slow"), 0), shimPidsFile), &p); err != nil {
+	if err := node.ReadJSON(filepath.Join(attemptDir(e.jobDir("slow"), 0), node.PidsFile), &p); err != nil {
 		t.Fatal(err)
 	}
 	if left := groupAlive(p.Pid); len(left) > 0 {
@@ -340,12 +341,12 @@ func TestEngineRestartReadoptsRunningAttempt(t *testing.T) {
 	}
 	var p ShimPids
 	for i := 0; i < 200; i++ { // the shim records pids right after starting the workload
-		if err = readJSON(filepath.Join(attemptDir(e1.jobDir("survivor"), 0), shimPidsFile), &p); err == nil {
+		if err = node.ReadJSON(filepath.Join(attemptDir(e1.jobDir("survivor"), 0), node.PidsFile), &p); err == nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err != nil || !alive(p.Pid, p.StartTicks) {
+	if err != nil || !node.Alive(p.Pid, p.StartTicks) {
 		t.Fatalf("workload not running after Close: %v", err)
 	}
 	e2, err := New(cfg)
@@ -356,8 +357,8 @@ func TestEngineRestartReadoptsRunningAttempt(t *testing.T) {
 	if e2.running["survivor"] == nil {
 		t.Fatal("the new engine did not adopt the running attempt")
 	}
-	if e2.gpus.free() != 0 {
-		t.Fatalf("re-adopted attempt's GPU is not reserved: %d free", e2.gpus.free())
+	if e2.node.GPUs.Free() != 0 {
+		t.Fatalf("re-adopted attempt's GPU is not reserved: %d free", e2.node.GPUs.Free())
 	}
 	got := waitJob(t, e2, "survivor", 20*time.Second, finished)
 	if got.Phase != backend.JobComplete || len(got.Attempts) != 1 {
@@ -505,7 +506,7 @@ func TestKilledShimLeavesNoWorkloadBehind(t *testing.T) {
 	apply(t, e, j)
 	var p ShimPids
 	for i := 0; i < 500; i++ {
-		if readJSON(filepath.Join(attemptDir(e.jobDir("orphan"), 0), shimPidsFile), &p) == nil {
+		if node.ReadJSON(filepath.Join(attemptDir(e.jobDir("orphan"), 0), node.PidsFile), &p) == nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -514,8 +515,8 @@ func TestKilledShimLeavesNoWorkloadBehind(t *testing.T) {
 	if CgroupSupport() == nil {
 		// Find the setsid'ed sleep: a process whose session is not the workload's.
 		for i := 0; i < 200 && escaped == 0; i++ {
-			var cfg ShimConfig
-			_ = readJSON(filepath.Join(attemptDir(e.jobDir("orphan"), 0), shimConfigFile), &cfg)
+			var cfg node.ShimConfig
+			_ = node.ReadJSON(filepath.Join(attemptDir(e.jobDir("orphan"), 0), node.ConfigFile), &cfg)
 			for _, pid := range childrenOfSession(t, p.Pid, cfg.Cgroup) {
 				escaped = pid
 			}

@@ -11,13 +11,12 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
 	jobctl "github.com/petrel-dev/petrel/internal/engine/controllers/job"
-	"github.com/petrel-dev/petrel/internal/expansion"
+	"github.com/petrel-dev/petrel/internal/engine/node"
 )
 
 // jobRecord is a job as the store keeps it: the observed status plus what
@@ -54,7 +53,7 @@ func attemptDir(jobDir string, idx int) string {
 // unless replace is set and the job has finished (petrel train re-runs).
 // Caller holds e.mu.
 func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir string, replace bool) (string, error) {
-	if err := e.admit("job", j.Metadata.Name, &j.Spec.PodTemplate); err != nil {
+	if err := e.node.Admit("job", j.Metadata.Name, &j.Spec.PodTemplate); err != nil {
 		return "", err
 	}
 	for _, m := range j.Spec.Volumes {
@@ -90,8 +89,8 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 	if j.Spec.SecurityContext != nil {
 		r.Notes = append(r.Notes, "securityContext applies on Kubernetes only: locally the job runs as the server's user")
 	}
-	if e.limitsErr != nil && (j.Spec.Resources.CPU != nil || j.Spec.Resources.Memory != nil) {
-		r.Notes = append(r.Notes, "CPU and memory limits are NOT enforced on this host: "+e.limitsErr.Error())
+	if e.node.LimitsError() != nil && (j.Spec.Resources.CPU != nil || j.Spec.Resources.Memory != nil) {
+		r.Notes = append(r.Notes, "CPU and memory limits are NOT enforced on this host: "+e.node.LimitsError().Error())
 	}
 	if err := e.store.putJob(ctx, r); err != nil {
 		return "", fmt.Errorf("record job %q: %w", r.Name, err)
@@ -169,8 +168,8 @@ func (e *Engine) reconcileJob(name string) {
 	if act.CreatePods > 0 {
 		var gpus []int
 		if need := int(r.Spec.Resources.GPU); need > 0 {
-			if gpus = e.gpus.allocate(need, name); gpus == nil {
-				free := e.gpus.free()
+			if gpus = e.node.GPUs.Allocate(need, name); gpus == nil {
+				free := e.node.GPUs.Free()
 				waiting = &backend.Waiting{Reason: backend.WaitingForGPUs, GPUsRequested: need, GPUsFree: free,
 					Message: fmt.Sprintf("waiting for %d GPUs, %d free", need, free)}
 			}
@@ -241,20 +240,14 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 		a.GPUs = append(a.GPUs, strconv.Itoa(g))
 	}
 	dir := attemptDir(e.jobDir(r.Name), idx)
-	cfg, err := e.shimConfig(r, gpus)
-	if err == nil {
-		err = os.MkdirAll(dir, 0o700)
-	}
-	if err == nil {
-		err = writeJSONAtomic(filepath.Join(dir, shimConfigFile), cfg)
-	}
 	var shim *exec.Cmd
+	cfg, err := e.node.Prepare(e.podSpec(r, idx, gpus))
 	if err == nil {
-		shim, err = e.launchShim(dir)
+		shim, err = e.node.Start(dir, cfg)
 	}
 	if err != nil {
 		err = errors.New(v1alpha1.MaskSecretValues(err.Error(), r.Spec.Env))
-		e.gpus.release(r.Name)
+		e.node.GPUs.Release(r.Name)
 		code := int32(128)
 		a.Phase, a.Reason, a.ExitCode, a.EndTime, a.Message = backend.PodFailed, backend.ReasonStartError, &code, &now, err.Error()
 		if dir != "" {
@@ -280,103 +273,23 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	go e.tailMetrics(ra)
 }
 
-// shimConfig resolves argv, environment and working directory of an
-// attempt: $(VAR) expansion over the container environment (kubelet
-// semantics), each mount's pathEnv set to the volume's local directory,
-// GPUs published through CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES.
-func (e *Engine) shimConfig(r *jobRecord, gpus []int) (*ShimConfig, error) {
-	base := hostEnv()
-	var vars [][2]string
-	vars = append(vars, [2]string{"PETREL_JOB_NAME", r.Name}, [2]string{"PETREL_ATTEMPT", strconv.Itoa(len(r.Attempts))})
-	vars = append(vars, gpuEnv(e.gpus.total(), gpus)...)
+// podSpec is attempt idx of job r as the pod layer starts it: the job's
+// template with PETREL_JOB_NAME, PETREL_ATTEMPT and each mount's pathEnv
+// (the volume's directory) before the spec's env.
+func (e *Engine) podSpec(r *jobRecord, idx int, gpus []int) node.PodSpec {
+	vars := [][2]string{{"PETREL_JOB_NAME", r.Name}, {"PETREL_ATTEMPT", strconv.Itoa(idx)}}
 	for _, m := range r.Spec.Volumes {
 		if m.PathEnv != "" {
 			vars = append(vars, [2]string{m.PathEnv, e.volumePath(m.Name)})
 		}
 	}
-	for _, ev := range r.Spec.Env {
-		vars = append(vars, [2]string{ev.Name, ev.Value})
-	}
-	envList, env := expandEnv(base, vars)
-	lookup := func(n string) (string, bool) { v, ok := env[n]; return v, ok }
-	var argv []string
-	for _, s := range append(append([]string(nil), r.Spec.Command...), r.Spec.Args...) {
-		argv = append(argv, expansion.Expand(s, lookup))
-	}
-	wd := r.Dir
-	if r.Spec.WorkingDir != "" {
-		wd = expansion.Expand(r.Spec.WorkingDir, lookup)
-		if !filepath.IsAbs(wd) {
-			wd = filepath.Join(r.Dir, wd)
-		}
-	}
-	if st, err := os.Stat(wd); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("workingDir %q is not a directory", wd)
-	}
-	path, err := lookPath(argv[0], wd, env["PATH"])
-	if err != nil {
-		return nil, err
-	}
-	argv[0] = path
-	final := make([]string, 0, len(base)+len(envList))
-	for k, v := range base {
-		if _, over := env[k]; over && v != env[k] {
-			continue
-		}
-		final = append(final, k+"="+v)
-	}
-	for _, kv := range envList {
-		final = append(final, kv[0]+"="+kv[1])
-	}
-	cfg := &ShimConfig{Argv: argv, Env: final, Dir: wd, Display: v1alpha1.MaskSecretValues(argv[0], r.Spec.Env)}
-	if e.limitsErr == nil {
-		// Every attempt gets a cgroup, limits or not, so all of its
-		// processes can be found and killed when it ends.
-		if q := r.Spec.Resources.Memory; q != nil {
-			cfg.Limits.MemoryBytes = q.Value()
-		}
-		if q := r.Spec.Resources.CPU; q != nil {
-			cfg.Limits.CPUMillicores = q.MilliValue()
-		}
-		cfg.Cgroup = e.cgroupFor(fmt.Sprintf("%s-%d", r.Name, len(r.Attempts)))
-	}
-	return cfg, nil
-}
-
-// lookPath resolves a command as a container runtime does: a name with a
-// slash is a path (relative to the working directory), otherwise it is
-// searched in PATH. The error is the StartError message.
-func lookPath(name, wd, pathEnv string) (string, error) {
-	if strings.Contains(name, "/") {
-		p := name
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(wd, p)
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			return "", fmt.Errorf("exec: %q: no such file or directory", name)
-		}
-		if st.IsDir() || st.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("exec: %q: permission denied (not an executable file)", name)
-		}
-		return p, nil
-	}
-	for _, dir := range filepath.SplitList(pathEnv) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+	return node.PodSpec{Name: fmt.Sprintf("%s-%d", r.Name, idx), Template: &r.Spec.PodTemplate, BaseDir: r.Dir, Vars: vars, GPUs: gpus}
 }
 
 // attemptExited records an attempt's outcome from its shim's status file.
 func (e *Engine) attemptExited(ra *runningAttempt) {
-	var st ShimStatus
-	statusErr := readJSON(filepath.Join(ra.dir, shimStatusFile), &st)
+	var st node.ShimStatus
+	statusErr := node.ReadJSON(filepath.Join(ra.dir, node.StatusFile), &st)
 	ra.metrics.stop()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -384,7 +297,7 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 		return // closed: the next server settles it from status.json
 	}
 	delete(e.running, ra.job)
-	e.gpus.release(ra.job)
+	e.node.GPUs.Release(ra.job)
 	r, ok := e.jobs[ra.job]
 	if !ok || ra.index >= len(r.Attempts) {
 		e.changed(ra.job)
@@ -397,7 +310,7 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 	a.EndTime = &now
 	switch {
 	case statusErr != nil:
-		reapLostAttempt(ra.dir) // never leave a workload running unowned
+		node.ReapLost(ra.dir) // never leave a workload running unowned
 		code := int32(137)
 		a.Phase, a.Reason, a.ExitCode = backend.PodFailed, backend.ReasonError, &code
 		a.Message = "the attempt's shim ended without recording an exit status"
@@ -484,36 +397,14 @@ func (e *Engine) requeueGPUWaiters() {
 	e.requeueServiceGPUWaiters()
 }
 
-// killAttempt stops an attempt's process group: SIGTERM, then SIGKILL after
-// grace (the kubelet's termination sequence; PodTemplate.KillGracePeriod
-// gives the 2 s minimum). Caller holds e.mu.
+// killAttempt stops an attempt through the pod layer (SIGTERM, grace,
+// SIGKILL of its group). Caller holds e.mu.
 func (e *Engine) killAttempt(ra *runningAttempt, grace time.Duration) {
 	if ra.killing {
 		return
 	}
 	ra.killing = true
-	go func() {
-		var p ShimPids
-		for i := 0; i < 50; i++ { // the shim writes pids.json right after starting the workload
-			if err := readJSON(filepath.Join(ra.dir, shimPidsFile), &p); err == nil {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if p.Pid == 0 || !alive(p.Pid, p.StartTicks) {
-			return
-		}
-		_ = syscall.Kill(-p.Pid, syscall.SIGTERM)
-		deadline := time.Now().Add(grace)
-		for time.Now().Before(deadline) {
-			if !alive(p.Pid, p.StartTicks) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		// Kill whatever is left of the group, the leader included.
-		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
-	}()
+	go node.Kill(ra.dir, grace)
 }
 
 // deleteJobLocked stops a job's running attempt, removes its records and
@@ -552,7 +443,7 @@ func (e *Engine) deleteJobLocked(ctx context.Context, name string) error {
 		e.tombstones[name] = e.snapshot(r)
 	}
 	delete(e.jobs, name)
-	e.gpus.release(name)
+	e.node.GPUs.Release(name)
 	e.changed(name)
 	return os.RemoveAll(e.jobDir(name))
 }

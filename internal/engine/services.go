@@ -13,12 +13,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/engine/node"
 	"github.com/petrel-dev/petrel/internal/expansion"
 	"github.com/petrel-dev/petrel/internal/serving"
 )
@@ -80,7 +80,7 @@ func (e *Engine) serviceEnv(rec *serviceRecord) ([]string, string, error) {
 		return nil, "", fmt.Errorf("service %q: workingDir %q is not a directory; fix spec.workingDir (relative paths start at the spec file's directory)", rec.Name, wd)
 	}
 	if len(rec.Spec.Command) > 0 && !strings.Contains(rec.Spec.Command[0], "$(") {
-		if _, err := lookPath(rec.Spec.Command[0], wd, os.Getenv("PATH")); err != nil {
+		if _, err := node.LookPath(rec.Spec.Command[0], wd, os.Getenv("PATH")); err != nil {
 			return nil, "", fmt.Errorf("service %q: %v; fix spec.command", rec.Name, err)
 		}
 	}
@@ -95,7 +95,6 @@ func (e *Engine) startService(rec *serviceRecord, adopt []serving.AdoptedReplica
 		return nil, err
 	}
 	runner := &shimRunner{e: e}
-	runner.setResources(rec.Spec.Resources)
 	cfg := serving.Config{Name: rec.Name, Spec: rec.Spec, Generation: rec.Generation, Runner: runner,
 		Env: env, Dir: wd, LogDir: filepath.Join(e.serviceDir(rec.Name), "replicas"), Addr: "127.0.0.1:0", Adopt: adopt}
 	if rec.Port != 0 {
@@ -123,7 +122,7 @@ func (e *Engine) startService(rec *serviceRecord, adopt []serving.AdoptedReplica
 // as a new generation. Caller holds e.mu.
 func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService, dir string) (string, error) {
 	name := o.Metadata.Name
-	if err := e.admit("service", name, &o.Spec.PodTemplate); err != nil {
+	if err := e.node.Admit("service", name, &o.Spec.PodTemplate); err != nil {
 		return "", err
 	}
 	if e.services == nil {
@@ -152,7 +151,6 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 		if err != nil {
 			return "", err
 		}
-		st.runner.setResources(rec.Spec.Resources)
 		if err := st.svc.Update(rec.Spec, rec.Generation, env, wd); err != nil {
 			return "", err
 		}
@@ -320,77 +318,29 @@ func (e *Engine) serviceLogs(ctx context.Context, name string, opts backend.LogO
 	return st.svc.Logs(ctx, opts.Replica, opts.Follow, w)
 }
 
-// shimRunner starts each replica under the engine's shim, in the
-// replica's log directory, with the service's CPU and memory limits.
+// shimRunner starts each replica through the pod layer, as a job's
+// attempt: the same environment rules, GPUs, cgroup limits and shim.
 type shimRunner struct {
-	e      *Engine
-	mu     sync.Mutex
-	limits Limits
-	gpus   int // whole GPUs per replica
-}
-
-func (r *shimRunner) setResources(res v1alpha1.Resources) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.limits = Limits{}
-	r.gpus = int(res.GPU)
-	if r.e.limitsErr != nil {
-		return
-	}
-	if q := res.Memory; q != nil {
-		r.limits.MemoryBytes = q.Value()
-	}
-	if q := res.CPU; q != nil {
-		r.limits.CPUMillicores = q.MilliValue()
-	}
+	e *Engine
 }
 
 // Start implements serving.Runner.
 func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.Proc, error) {
-	if rs.LogPath == "" || len(rs.Argv) == 0 {
-		return nil, errors.New("replica has no log directory or command")
+	if rs.LogPath == "" {
+		return nil, errors.New("replica has no log directory")
 	}
 	dir := filepath.Dir(rs.LogPath)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create replica directory: %w", err)
 	}
-	// A restart reuses the directory: the log is appended to, the status
-	// and pids of the previous run go.
-	_ = os.Remove(filepath.Join(dir, shimStatusFile))
-	_ = os.Remove(filepath.Join(dir, shimPidsFile))
-	base := hostEnv()
-	for _, kv := range rs.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			base[k] = v
-		}
-	}
-	env := make([]string, 0, len(base))
-	for k, v := range base {
-		env = append(env, k+"="+v)
-	}
-	sort.Strings(env)
-	argv := append([]string(nil), rs.Argv...)
-	path, err := lookPath(argv[0], rs.Dir, base["PATH"])
-	if err != nil {
-		_ = os.WriteFile(rs.LogPath, []byte("petrel: "+err.Error()+"\n"), 0o600)
-		return nil, err
-	}
-	argv[0] = path
-	r.mu.Lock()
-	cfg := ShimConfig{Argv: argv, Env: env, Dir: rs.Dir, Limits: r.limits}
-	need := r.gpus
-	r.mu.Unlock()
 	// GPUs as for a job's attempt: exclusive whole devices, all or none;
 	// a replica that cannot get them waits Pending (serving.ErrUnschedulable).
 	owner := replicaGPUOwner(rs.Service, rs.Name)
 	var gpus []int
-	if need > 0 {
-		if gpus = r.e.gpus.allocate(need, owner); gpus == nil {
-			return nil, fmt.Errorf("waiting for %d GPUs, %d free: %w", need, r.e.gpus.free(), serving.ErrUnschedulable)
+	if need := int(rs.Template.Resources.GPU); need > 0 {
+		if gpus = r.e.node.GPUs.Allocate(need, owner); gpus == nil {
+			return nil, fmt.Errorf("waiting for %d GPUs, %d free: %w", need, r.e.node.GPUs.Free(), serving.ErrUnschedulable)
 		}
-	}
-	for _, kv := range gpuEnv(r.e.gpus.total(), gpus) {
-		cfg.Env = append(cfg.Env, kv[0]+"="+kv[1])
 	}
 	started := false
 	defer func() {
@@ -398,14 +348,19 @@ func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.P
 			r.e.releaseGPUs(owner)
 		}
 	}()
-	cfg.Cgroup = r.e.cgroupFor("svc-" + rs.Name)
-	if err := writeJSONAtomic(filepath.Join(dir, shimConfigFile), cfg); err != nil {
-		return nil, fmt.Errorf("write replica config: %w", err)
+	// The service resolved workingDir already (rs.Dir).
+	tmpl := rs.Template
+	tmpl.WorkingDir = ""
+	cfg, err := r.e.node.Prepare(node.PodSpec{Name: "svc-" + rs.Name, Template: &tmpl, BaseDir: rs.Dir, Vars: rs.Vars, GPUs: gpus})
+	if err != nil {
+		err = errors.New(v1alpha1.MaskSecretValues(err.Error(), tmpl.Env))
+		_ = os.WriteFile(rs.LogPath, []byte("petrel: "+err.Error()+"\n"), 0o600)
+		return nil, err
 	}
-	if err := writeJSONAtomic(filepath.Join(dir, replicaFile), replicaInfo{rs.Index, rs.Generation, rs.Port, gpus}); err != nil {
+	if err := node.WriteJSONAtomic(filepath.Join(dir, replicaFile), replicaInfo{rs.Index, rs.Generation, rs.Port, gpus}); err != nil {
 		return nil, fmt.Errorf("write replica record: %w", err)
 	}
-	shim, err := r.e.launchShim(dir)
+	shim, err := r.e.node.Start(dir, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start the shim for replica %s: %w", rs.Name, err)
 	}
@@ -435,7 +390,7 @@ func replicaGPUOwner(service, replica string) string { return "service/" + servi
 // releaseGPUs frees owner's devices and, when it held any, lets every pod
 // waiting for GPUs try again (jobs and replicas alike).
 func (e *Engine) releaseGPUs(owner string) {
-	if !e.gpus.release(owner) {
+	if !e.node.GPUs.Release(owner) {
 		return
 	}
 	go func() {
@@ -463,9 +418,9 @@ func (p *shimProc) finish() {
 	if p.onExit != nil {
 		p.onExit()
 	}
-	var st ShimStatus
+	var st node.ShimStatus
 	ex := serving.Exit{Code: 128, Reason: backend.ReasonError}
-	if err := readJSON(filepath.Join(p.dir, shimStatusFile), &st); err == nil {
+	if err := node.ReadJSON(filepath.Join(p.dir, node.StatusFile), &st); err == nil {
 		ex.Code, ex.Signal, ex.Reason = int(st.ExitCode), st.Signal, st.Reason()
 	}
 	p.wait <- ex
@@ -480,13 +435,13 @@ func (p *shimProc) watchAdopted(ctx context.Context, pids ShimPids) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if _, err := os.Stat(filepath.Join(p.dir, shimStatusFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(p.dir, node.StatusFile)); err == nil {
 			p.finish()
 			return
 		}
-		if !alive(pids.ShimPid, pids.ShimStartTicks) {
-			if _, err := os.Stat(filepath.Join(p.dir, shimStatusFile)); err != nil {
-				reapLostAttempt(p.dir) // a workload without its shim is lost
+		if !node.Alive(pids.ShimPid, pids.ShimStartTicks) {
+			if _, err := os.Stat(filepath.Join(p.dir, node.StatusFile)); err != nil {
+				node.ReapLost(p.dir) // a workload without its shim is lost
 			}
 			p.finish()
 			return
@@ -508,20 +463,20 @@ func (e *Engine) adoptReplicas(dir string) []serving.AdoptedReplica {
 		rdir := filepath.Join(dir, ent.Name())
 		var p ShimPids
 		var info replicaInfo
-		pidsErr := readJSON(filepath.Join(rdir, shimPidsFile), &p)
-		infoErr := readJSON(filepath.Join(rdir, replicaFile), &info)
-		if pidsErr == nil && infoErr == nil && alive(p.ShimPid, p.ShimStartTicks) && alive(p.Pid, p.StartTicks) {
+		pidsErr := node.ReadJSON(filepath.Join(rdir, node.PidsFile), &p)
+		infoErr := node.ReadJSON(filepath.Join(rdir, replicaFile), &info)
+		if pidsErr == nil && infoErr == nil && node.Alive(p.ShimPid, p.ShimStartTicks) && node.Alive(p.Pid, p.StartTicks) {
 			proc := newShimProc(rdir, p.ShimPid)
 			owner := replicaGPUOwner(filepath.Base(filepath.Dir(dir)), ent.Name())
-			e.gpus.reserve(info.GPUs, owner)
+			e.node.GPUs.Reserve(info.GPUs, owner)
 			proc.onExit = func() { e.releaseGPUs(owner) }
 			go proc.watchAdopted(e.ctx, p)
 			out = append(out, serving.AdoptedReplica{Index: info.Index, Generation: info.Generation, Port: info.Port, Proc: proc, StartTime: p.Started})
 			continue
 		}
 		if pidsErr == nil {
-			reapLostAttempt(rdir)
-			if alive(p.ShimPid, p.ShimStartTicks) {
+			node.ReapLost(rdir)
+			if node.Alive(p.ShimPid, p.ShimStartTicks) {
 				_ = syscall.Kill(p.ShimPid, syscall.SIGKILL)
 			}
 		}
@@ -548,7 +503,7 @@ func (p *shimProc) Wait() <-chan serving.Exit { return p.wait }
 func (p *shimProc) Signal(sig syscall.Signal) error {
 	var pids ShimPids
 	for i := 0; i < 100; i++ { // the shim writes pids.json right after starting the workload
-		if err := readJSON(filepath.Join(p.dir, shimPidsFile), &pids); err == nil {
+		if err := node.ReadJSON(filepath.Join(p.dir, node.PidsFile), &pids); err == nil {
 			break
 		}
 		select {
@@ -557,7 +512,7 @@ func (p *shimProc) Signal(sig syscall.Signal) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if pids.Pid == 0 || !alive(pids.Pid, pids.StartTicks) {
+	if pids.Pid == 0 || !node.Alive(pids.Pid, pids.StartTicks) {
 		return nil
 	}
 	if err := syscall.Kill(-pids.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/engine/node"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
@@ -39,10 +40,10 @@ func waitService(t *testing.T, e *Engine, name string, timeout time.Duration, wh
 func replicaPids(t *testing.T, e *Engine, name string) []int {
 	t.Helper()
 	var out []int
-	dirs, _ := filepath.Glob(filepath.Join(e.serviceDir(name), "replicas", "*", shimPidsFile))
+	dirs, _ := filepath.Glob(filepath.Join(e.serviceDir(name), "replicas", "*", node.PidsFile))
 	for _, f := range dirs {
 		var p ShimPids
-		if err := readJSON(f, &p); err == nil && alive(p.Pid, p.StartTicks) {
+		if err := node.ReadJSON(f, &p); err == nil && node.Alive(p.Pid, p.StartTicks) {
 			out = append(out, p.Pid)
 		}
 	}
@@ -155,7 +156,7 @@ func TestEngineRunsAServiceAcrossScaleRestartAndDelete(t *testing.T) {
 		t.Errorf("after delete: %v, want not found", err)
 	}
 	for _, p := range pids {
-		if startTicks(p) != 0 { // running and not a zombie
+		if node.StartTicks(p) != 0 { // running and not a zombie
 			t.Errorf("replica process group %d survived delete", p)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
 	jobctl "github.com/petrel-dev/petrel/internal/engine/controllers/job"
+	"github.com/petrel-dev/petrel/internal/engine/node"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
@@ -104,7 +105,7 @@ func TestBackoffLimitIsCheckedBeforeTheDeadline(t *testing.T) {
 	apply(t, e1, j)
 	waitJob(t, e1, "both", 10*time.Second, func(j backend.Job) bool { return j.Phase == backend.JobRunning })
 	e1.Close()
-	status := filepath.Join(attemptDir(filepath.Join(home, "jobs", "both"), 0), shimStatusFile)
+	status := filepath.Join(attemptDir(filepath.Join(home, "jobs", "both"), 0), node.StatusFile)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(status); err == nil {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/petrel-dev/petrel/api/v1alpha1"
 )
 
 // ReplicaSpec is everything needed to start one replica process.
@@ -27,6 +29,13 @@ type ReplicaSpec struct {
 	Port int
 	// LogPath is the file stdout and stderr are appended to.
 	LogPath string
+	// Template is the replica's pod template and Vars the variables set
+	// before its env (PORT, HOST, Config.Env), unexpanded: a runner with a
+	// pod layer of its own (the local engine's) builds the process from
+	// these; Argv, Env and Dir are the same already resolved, for
+	// ExecRunner.
+	Template v1alpha1.PodTemplate
+	Vars     [][2]string
 }
 
 // Exit is how a replica process ended.

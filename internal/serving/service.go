@@ -556,7 +556,12 @@ func (s *Service) replicaSpecLocked(r *replica) ReplicaSpec {
 		argv = append(argv, expansion.Expand(a, lookup))
 	}
 	rs := ReplicaSpec{Service: s.cfg.Name, Name: r.name, Index: r.index, Generation: r.generation,
-		Argv: argv, Env: env, Dir: s.cfg.Dir, Port: r.port}
+		Argv: argv, Env: env, Dir: s.cfg.Dir, Port: r.port, Template: s.spec.PodTemplate}
+	rs.Vars = [][2]string{{"PORT", strconv.Itoa(r.port)}, {"HOST", "127.0.0.1"}}
+	for _, kv := range s.cfg.Env {
+		k, v, _ := cutEnv(kv)
+		rs.Vars = append(rs.Vars, [2]string{k, v})
+	}
 	if s.cfg.LogDir != "" {
 		rs.LogPath = filepath.Join(s.cfg.LogDir, r.name, "output.log")
 	}

@@ -1,4 +1,4 @@
-package engine
+package node
 
 import (
 	"context"
@@ -78,32 +78,35 @@ func FakeGPUs(n int) []GPU {
 	return out
 }
 
-// gpuAllocator hands out whole GPUs exclusively, as the device plugin does
+// Allocator hands out whole GPUs exclusively, as the device plugin does
 // for an extended resource: a device belongs to at most one pod (a job's
 // attempt or a service's replica). It has its own lock, so replicas
 // (started under their service's lock) and jobs (under the engine's) share
 // it without a lock order between the two.
-type gpuAllocator struct {
+type Allocator struct {
 	mu    sync.Mutex
 	all   []GPU
 	owner map[int]string // index → the pod holding it
 }
 
-func newGPUAllocator(gpus []GPU) *gpuAllocator {
-	return &gpuAllocator{all: gpus, owner: map[int]string{}}
+// NewAllocator hands out gpus.
+func NewAllocator(gpus []GPU) *Allocator {
+	return &Allocator{all: gpus, owner: map[int]string{}}
 }
 
-func (a *gpuAllocator) total() int { return len(a.all) }
+// Total is the number of devices.
+func (a *Allocator) Total() int { return len(a.all) }
 
-func (a *gpuAllocator) free() int {
+// Free is the number of devices no pod holds.
+func (a *Allocator) Free() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.all) - len(a.owner)
 }
 
-// allocate returns n free device indices for owner, lowest first, or nil
+// Allocate returns n free device indices for owner, lowest first, or nil
 // (all or nothing: a pod never holds part of what it asked for).
-func (a *gpuAllocator) allocate(n int, owner string) []int {
+func (a *Allocator) Allocate(n int, owner string) []int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if n > len(a.all)-len(a.owner) {
@@ -124,8 +127,8 @@ func (a *gpuAllocator) allocate(n int, owner string) []int {
 	return got
 }
 
-// reserve marks indices as held by owner (re-adoption after a restart).
-func (a *gpuAllocator) reserve(idx []int, owner string) {
+// Reserve marks indices as held by owner (re-adoption after a restart).
+func (a *Allocator) Reserve(idx []int, owner string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, i := range idx {
@@ -133,8 +136,8 @@ func (a *gpuAllocator) reserve(idx []int, owner string) {
 	}
 }
 
-// release frees every device owner holds and reports whether it held any.
-func (a *gpuAllocator) release(owner string) bool {
+// Release frees every device owner holds and reports whether it held any.
+func (a *Allocator) Release(owner string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	freed := false
@@ -147,11 +150,11 @@ func (a *gpuAllocator) release(owner string) bool {
 	return freed
 }
 
-// gpuEnv is the device environment of a pod given gpus on a machine with
+// GPUEnv is the device environment of a pod given gpus on a machine with
 // total devices, as the NVIDIA container toolkit sets it: a pod that asked
 // for none sees none (NVIDIA_VISIBLE_DEVICES=void), like a pod without a
 // GPU limit. Nothing is set on a machine without GPUs.
-func gpuEnv(total int, gpus []int) [][2]string {
+func GPUEnv(total int, gpus []int) [][2]string {
 	if total == 0 && len(gpus) == 0 {
 		return nil
 	}
@@ -162,13 +165,13 @@ func gpuEnv(total int, gpus []int) [][2]string {
 	return [][2]string{{"CUDA_VISIBLE_DEVICES", dev}, {"NVIDIA_VISIBLE_DEVICES", nv}}
 }
 
-// admit is the pod layer's admission of a template: a pod asking for more
+// Admit is the pod layer's admission of a template: a pod asking for more
 // GPUs than this machine has can never run, so the workload is refused at
 // apply (a cluster would leave it Pending; there is no other node here).
-func (e *Engine) admit(kind, name string, t *v1alpha1.PodTemplate) error {
-	if n := int(t.Resources.GPU); n > e.gpus.total() {
+func (n *Node) Admit(kind, name string, t *v1alpha1.PodTemplate) error {
+	if want := int(t.Resources.GPU); want > n.GPUs.Total() {
 		return fmt.Errorf("%s %q asks for %d GPUs (%s) but this machine has %d: it can never run here; lower spec.resources.gpu or use --target kubernetes",
-			kind, name, n, t.Resources.GPUName(), e.gpus.total())
+			kind, name, want, t.Resources.GPUName(), n.GPUs.Total())
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package engine
+package node
 
 import (
 	"fmt"
@@ -21,8 +21,8 @@ type spareShim struct {
 	stdin io.WriteCloser
 }
 
-func (e *Engine) startSpareShim() (*spareShim, error) {
-	argv := append(append([]string(nil), e.cfg.ShimArgv...), "-")
+func (n *Node) startSpareShim() (*spareShim, error) {
+	argv := append(append([]string(nil), n.shimArgv...), "-")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives the server
 	cmd.Dir = "/"
@@ -36,18 +36,18 @@ func (e *Engine) startSpareShim() (*spareShim, error) {
 	return &spareShim{cmd: cmd, stdin: in}, nil
 }
 
-// launchShim starts the shim that owns the attempt or replica in dir: it
-// hands dir to the spare shim (starting one if there is none) and starts
-// the next spare in the background. Training attempts and service
-// replicas both start here. Safe without e.mu.
-func (e *Engine) launchShim(dir string) (*exec.Cmd, error) {
-	e.spareMu.Lock()
-	sp := e.spare
-	e.spare = nil
-	e.spareMu.Unlock()
+// Launch starts the shim that owns the pod in dir (its shim.json written):
+// it hands dir to the spare shim (starting one if there is none) and
+// starts the next spare in the background. Training attempts and service
+// replicas both start here.
+func (n *Node) Launch(dir string) (*exec.Cmd, error) {
+	n.spareMu.Lock()
+	sp := n.spare
+	n.spare = nil
+	n.spareMu.Unlock()
 	if sp == nil {
 		var err error
-		if sp, err = e.startSpareShim(); err != nil {
+		if sp, err = n.startSpareShim(); err != nil {
 			return nil, fmt.Errorf("start shim: %w", err)
 		}
 	}
@@ -56,22 +56,22 @@ func (e *Engine) launchShim(dir string) (*exec.Cmd, error) {
 	if err != nil {
 		_ = sp.cmd.Process.Kill()
 		_ = sp.cmd.Wait()
-		return nil, fmt.Errorf("hand attempt to shim: %w", err)
+		return nil, fmt.Errorf("hand the pod to its shim: %w", err)
 	}
-	e.wg.Add(1)
+	n.wg.Add(1)
 	go func() {
-		defer e.wg.Done()
-		next, err := e.startSpareShim()
-		e.spareMu.Lock()
-		defer e.spareMu.Unlock()
-		if err != nil || e.spare != nil || e.ctx.Err() != nil {
+		defer n.wg.Done()
+		next, err := n.startSpareShim()
+		n.spareMu.Lock()
+		defer n.spareMu.Unlock()
+		if err != nil || n.spare != nil || n.closed {
 			if next != nil {
 				next.stdin.Close() // it exits on EOF
 				go next.cmd.Wait()
 			}
 			return
 		}
-		e.spare = next
+		n.spare = next
 	}()
 	return sp.cmd, nil
 }
@@ -92,8 +92,8 @@ func hostEnv() map[string]string {
 // cgroups cannot be used. Every workload gets one, limits or not, so all
 // of its processes (also those that left its process group) can be found
 // and killed when it ends, as a container's are.
-func (e *Engine) cgroupFor(name string) string {
-	if e.limitsErr != nil {
+func (n *Node) cgroupFor(name string) string {
+	if n.limitsErr != nil {
 		return ""
 	}
 	return fmt.Sprintf("petrel/%s-%d", name, time.Now().UnixNano())

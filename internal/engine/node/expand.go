@@ -1,4 +1,4 @@
-package engine
+package node
 
 import "github.com/petrel-dev/petrel/internal/expansion"
 

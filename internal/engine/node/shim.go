@@ -1,4 +1,4 @@
-package engine
+package node
 
 import (
 	"bufio"
@@ -22,9 +22,9 @@ import (
 // pipes or its wait status, so a crashed and restarted server re-adopts the
 // attempt from these files.
 const (
-	shimConfigFile = "shim.json"
-	shimPidsFile   = "pids.json"
-	shimStatusFile = "status.json"
+	ConfigFile = "shim.json"
+	PidsFile   = "pids.json"
+	StatusFile = "status.json"
 	// LogFile is the attempt's output file, written by the workload itself.
 	LogFile = "output.log"
 )
@@ -81,7 +81,7 @@ func RunShim(dir string) error {
 		os.Stdin.Close()
 	}
 	var cfg ShimConfig
-	if err := readJSON(filepath.Join(dir, shimConfigFile), &cfg); err != nil {
+	if err := ReadJSON(filepath.Join(dir, ConfigFile), &cfg); err != nil {
 		return fmt.Errorf("shim: %w", err)
 	}
 	status := ShimStatus{Started: time.Now()}
@@ -90,7 +90,7 @@ func RunShim(dir string) error {
 		status.StartError = err.Error()
 		status.ExitCode = 128
 		status.Finished = time.Now()
-		return writeJSONAtomic(filepath.Join(dir, shimStatusFile), status)
+		return WriteJSONAtomic(filepath.Join(dir, StatusFile), status)
 	}
 	defer log.Close()
 
@@ -130,14 +130,14 @@ func RunShim(dir string) error {
 		status.StartError = startErr.Error()
 		status.ExitCode = 128
 		status.Finished = time.Now()
-		return writeJSONAtomic(filepath.Join(dir, shimStatusFile), status)
+		return WriteJSONAtomic(filepath.Join(dir, StatusFile), status)
 	}
-	pids := ShimPids{ShimPid: os.Getpid(), ShimStartTicks: startTicks(os.Getpid()), Pid: cmd.Process.Pid,
-		StartTicks: startTicks(cmd.Process.Pid), Started: status.Started}
+	pids := ShimPids{ShimPid: os.Getpid(), ShimStartTicks: StartTicks(os.Getpid()), Pid: cmd.Process.Pid,
+		StartTicks: StartTicks(cmd.Process.Pid), Started: status.Started}
 	if limitErr != nil {
 		pids.LimitError = limitErr.Error()
 	}
-	if err := writeJSONAtomic(filepath.Join(dir, shimPidsFile), pids); err != nil {
+	if err := WriteJSONAtomic(filepath.Join(dir, PidsFile), pids); err != nil {
 		fmt.Fprintf(log, "petrel: record pids: %v\n", err)
 	}
 	werr := cmd.Wait()
@@ -162,12 +162,12 @@ func RunShim(dir string) error {
 		lim.KillAll()
 		lim.Delete()
 	}
-	return writeJSONAtomic(filepath.Join(dir, shimStatusFile), status)
+	return WriteJSONAtomic(filepath.Join(dir, StatusFile), status)
 }
 
-// startTicks returns field 22 of /proc/PID/stat (start time in clock
+// StartTicks returns field 22 of /proc/PID/stat (start time in clock
 // ticks since boot), or 0 when the process does not exist.
-func startTicks(pid int) uint64 {
+func StartTicks(pid int) uint64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0
@@ -188,12 +188,13 @@ func startTicks(pid int) uint64 {
 	return n
 }
 
-// alive reports whether pid is still the process that started at ticks.
-func alive(pid int, ticks uint64) bool {
-	return pid > 0 && ticks != 0 && startTicks(pid) == ticks
+// Alive reports whether pid is still the process that started at ticks.
+func Alive(pid int, ticks uint64) bool {
+	return pid > 0 && ticks != 0 && StartTicks(pid) == ticks
 }
 
-func readJSON(path string, v any) error {
+// ReadJSON decodes the JSON file at path into v.
+func ReadJSON(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -201,11 +202,11 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// writeJSONAtomic writes v to path through a temporary file and rename, so
+// WriteJSONAtomic writes v to path through a temporary file and rename, so
 // a reader never sees a half-written file. It does not fsync: the files
 // must survive a crash of the server or shim (the page cache does), and
 // after a machine crash no workload survives anyway.
-func writeJSONAtomic(path string, v any) error {
+func WriteJSONAtomic(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -225,16 +226,16 @@ func writeJSONAtomic(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-// reapLostAttempt kills what is left of an attempt whose shim died without
+// ReapLost kills what is left of an attempt whose shim died without
 // recording a status: the workload's process group (if it is still ours)
 // and every process in the attempt's cgroup.
-func reapLostAttempt(dir string) {
+func ReapLost(dir string) {
 	var p ShimPids
-	if readJSON(filepath.Join(dir, shimPidsFile), &p) == nil && alive(p.Pid, p.StartTicks) {
+	if ReadJSON(filepath.Join(dir, PidsFile), &p) == nil && Alive(p.Pid, p.StartTicks) {
 		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 	}
 	var cfg ShimConfig
-	if readJSON(filepath.Join(dir, shimConfigFile), &cfg) == nil && cfg.Cgroup != "" {
+	if ReadJSON(filepath.Join(dir, ConfigFile), &cfg) == nil && cfg.Cgroup != "" {
 		if lim, err := loadLimiter(cfg.Cgroup); err == nil {
 			lim.KillAll()
 			lim.Delete()
