@@ -169,3 +169,39 @@ func docsOf(dir string, objs ...v1alpha1.Object) []*spec.Document {
 	}
 	return docs
 }
+
+// A volume a service mounts cannot be deleted while the service exists.
+func TestVolumeMountedByAServiceCannotBeDeleted(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is needed")
+	}
+	e := newEngine(t, 0)
+	vol := &v1alpha1.Volume{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindVolume},
+		Metadata: v1alpha1.ObjectMeta{Name: "models"}}
+	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
+		Metadata: v1alpha1.ObjectMeta{Name: "model-server"},
+		Spec: v1alpha1.InferenceServiceSpec{
+			PodTemplate: v1alpha1.PodTemplate{
+				Command:                       []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1", "--directory", "$(MODELS)"},
+				Volumes:                       []v1alpha1.VolumeMount{{Name: "models", MountPath: "/models", PathEnv: "MODELS"}},
+				TerminationGracePeriodSeconds: ptr(int64(1)),
+			},
+			Port: 8080, Replicas: ptr(int32(1)),
+		}}
+	if _, err := e.Apply(context.Background(), docsOf(t.TempDir(), vol, svc)); err != nil {
+		t.Fatal(err)
+	}
+	err := e.Delete(context.Background(), backend.Ref{Kind: "volume", Name: "models"})
+	if err == nil || !strings.Contains(err.Error(), `service "model-server"`) {
+		t.Fatalf("delete volume: %v, want a refusal naming the service", err)
+	}
+	if vs, _ := e.ListVolumes(context.Background()); len(vs) != 1 {
+		t.Fatalf("volumes after the refused delete: %+v", vs)
+	}
+	if err := e.Delete(context.Background(), backend.Ref{Kind: "service", Name: "model-server"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Delete(context.Background(), backend.Ref{Kind: "volume", Name: "models"}); err != nil {
+		t.Fatalf("delete volume after the service: %v", err)
+	}
+}

@@ -101,7 +101,9 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// deleteVolume removes a volume that no unfinished job mounts. Caller holds e.mu.
+// deleteVolume removes a volume that no unfinished job and no service
+// mounts (Kubernetes keeps a PVC in use by a pod: the
+// kubernetes.io/pvc-protection finalizer). Caller holds e.mu.
 func (e *Engine) deleteVolume(ctx context.Context, name string) error {
 	if _, ok := e.volumes[name]; !ok {
 		return fmt.Errorf("volume %q: %w", name, backend.ErrNotFound)
@@ -113,6 +115,13 @@ func (e *Engine) deleteVolume(ctx context.Context, name string) error {
 		for _, m := range r.Spec.Volumes {
 			if m.Name == name {
 				return fmt.Errorf("volume %q is in use by job %q: delete the job first (as Kubernetes keeps a PVC in use by a pod)", name, r.Name)
+			}
+		}
+	}
+	for svc, st := range e.services {
+		for _, m := range st.rec.Spec.Volumes {
+			if m.Name == name {
+				return fmt.Errorf("volume %q is in use by service %q: delete the service first (as Kubernetes keeps a PVC in use by a pod)", name, svc)
 			}
 		}
 	}

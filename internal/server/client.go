@@ -118,15 +118,30 @@ func (c *Client) start(ctx context.Context, extraArgs []string) error {
 		}
 		select {
 		case <-exited:
-			// Another client may have won the race to start it.
+			// Another client may have won the race to start it: then it
+			// holds the lock and is still starting; wait for it.
 			if _, err := c.Ping(ctx); err == nil {
 				return nil
 			}
-			return fmt.Errorf("petrel server exited at start; see %s", logPath)
+			if !lockHeld(home) {
+				return fmt.Errorf("petrel server exited at start; see %s", logPath)
+			}
+			exited = nil
 		default:
 		}
 	}
 	return fmt.Errorf("petrel server did not answer on %s within 20s; see %s", SocketPath(home), logPath)
+}
+
+// lockHeld reports whether a server holds home's lock (is running or
+// starting).
+func lockHeld(home string) bool {
+	unlock, err := Lock(home)
+	if err != nil {
+		return errors.Is(err, ErrLocked)
+	}
+	unlock()
+	return false
 }
 
 // Shutdown asks the server to stop and waits until its socket is gone.

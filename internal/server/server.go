@@ -67,23 +67,35 @@ type Server struct {
 	once    sync.Once
 }
 
-// Run listens on home's socket and serves until ctx ends or a client asks
-// it to shut down. It fails if another server holds home's lock.
-func Run(ctx context.Context, home, version string, eng Engine) error {
+// ErrLocked is returned by Lock when another server holds home's lock.
+var ErrLocked = errors.New("another petrel server is running")
+
+// Lock takes home's server lock (an exclusive flock on server.lock) and
+// returns its release. It must be held before the engine is created:
+// creating one reads and writes state.db and binds the services' ports,
+// so only the one engine that holds the lock may do it (concurrent
+// auto-starts lose here, before touching anything).
+func Lock(home string) (unlock func(), err error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Chmod(home, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	lock, err := os.OpenFile(filepath.Join(home, "server.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return fmt.Errorf("another petrel server is running on %s", home)
+		lock.Close()
+		return nil, fmt.Errorf("%w on %s", ErrLocked, home)
 	}
+	return func() { lock.Close() }, nil
+}
+
+// Run listens on home's socket and serves until ctx ends or a client asks
+// it to shut down. The caller holds home's Lock.
+func Run(ctx context.Context, home, version string, eng Engine) error {
 	sock := SocketPath(home)
 	_ = os.Remove(sock) // stale socket of a crashed server; we hold the lock
 	old := syscall.Umask(0o177)

@@ -87,6 +87,11 @@ it in the background when none is running.`,
 
 func run(ctx context.Context, opts *Options) error {
 	logger := log.New(opts.IO.ErrOut, "petrel-server ", log.LstdFlags)
+	unlock, err := srv.Lock(opts.Home)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	eng, err := engine.New(engine.Config{Home: opts.Home, BackoffBase: opts.BackoffBase, BackoffMax: opts.BackoffMax, Logf: logger.Printf})
 	if err != nil {
 		return err
