@@ -252,7 +252,8 @@ func TestRenderInferenceService(t *testing.T) {
 			h.Spec.Metrics[0].Resource.Name == corev1.ResourceCPU && *h.Spec.Metrics[0].Resource.Target.AverageUtilization == 60},
 		{"HPA scale-down behaviour", *h.Spec.Behavior.ScaleDown.StabilizationWindowSeconds == 120 &&
 			*h.Spec.Behavior.ScaleDown.SelectPolicy == autoscalingv2.MinChangePolicySelect &&
-			h.Spec.Behavior.ScaleDown.Policies[0].Type == autoscalingv2.PodsScalingPolicy && h.Spec.Behavior.ScaleUp == nil},
+			h.Spec.Behavior.ScaleDown.Policies[0].Type == autoscalingv2.PodsScalingPolicy && h.Spec.Behavior.ScaleUp == nil &&
+			h.Spec.Behavior.ScaleDown.Tolerance.Equal(resource.MustParse("50m"))},
 	}
 	for _, ck := range checks {
 		if !ck.ok {
