@@ -360,6 +360,11 @@ type ScalingRules struct {
 	// SelectPolicy is Max (default), Min or Disabled.
 	SelectPolicy string             `yaml:"selectPolicy,omitempty" json:"selectPolicy,omitempty"`
 	Policies     []HPAScalingPolicy `yaml:"policies,omitempty" json:"policies,omitempty"`
+	// Tolerance is the fraction of the target within which this direction
+	// does not scale (autoscaling/v2 HPAScalingRules.tolerance, GA in
+	// Kubernetes v1.37), e.g. 0.05 or "50m" for 5 %; 0 or more. Unset, the
+	// controller's --horizontal-pod-autoscaler-tolerance (0.1) applies.
+	Tolerance *resource.Quantity `yaml:"tolerance,omitempty" json:"tolerance,omitempty"`
 }
 
 // HPAScalingPolicy mirrors autoscaling/v2 HPAScalingPolicy: Type Pods or

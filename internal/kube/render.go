@@ -528,6 +528,17 @@ func hpa(om metav1.ObjectMeta, name string, a *v1alpha1.Autoscaling) *autoscalin
 			},
 		}}
 	}
+	// No behavior is rendered for a spec without one: the HPA controller
+	// then takes its normalizeDesiredReplicas path (scale-up at most
+	// max(2 × current, 4) per sync, scale-down held by the controller's
+	// 5 min window), which is what the local engine does for the same spec
+	// (serving.ReconcileHPA). No explicit behavior could say the same:
+	// policies add to the replicas at the start of their period ("100 % or
+	// 4 pods per 15 s" allows 3 → 7 where the legacy limit allows 3 → 6),
+	// none can say "at least 4 in all", and the legacy limit has no period
+	// (it may double again on the next sync). A spec with
+	// a behavior is rendered field for field, and the API server fills in
+	// the autoscaling/v2 defaults the local engine applies too.
 	if b := a.Behavior; b != nil {
 		h.Spec.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleUp: scalingRules(b.ScaleUp), ScaleDown: scalingRules(b.ScaleDown)}
 	}
@@ -539,6 +550,10 @@ func scalingRules(r *v1alpha1.ScalingRules) *autoscalingv2.HPAScalingRules {
 		return nil
 	}
 	out := &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: r.StabilizationWindowSeconds}
+	if r.Tolerance != nil {
+		tol := r.Tolerance.DeepCopy()
+		out.Tolerance = &tol
+	}
 	if r.SelectPolicy != "" {
 		sp := autoscalingv2.ScalingPolicySelect(r.SelectPolicy)
 		out.SelectPolicy = &sp

@@ -252,7 +252,8 @@ func TestRenderInferenceService(t *testing.T) {
 			h.Spec.Metrics[0].Resource.Name == corev1.ResourceCPU && *h.Spec.Metrics[0].Resource.Target.AverageUtilization == 60},
 		{"HPA scale-down behaviour", *h.Spec.Behavior.ScaleDown.StabilizationWindowSeconds == 120 &&
 			*h.Spec.Behavior.ScaleDown.SelectPolicy == autoscalingv2.MinChangePolicySelect &&
-			h.Spec.Behavior.ScaleDown.Policies[0].Type == autoscalingv2.PodsScalingPolicy && h.Spec.Behavior.ScaleUp == nil},
+			h.Spec.Behavior.ScaleDown.Policies[0].Type == autoscalingv2.PodsScalingPolicy && h.Spec.Behavior.ScaleUp == nil &&
+			h.Spec.Behavior.ScaleDown.Tolerance.Equal(resource.MustParse("50m"))},
 	}
 	for _, ck := range checks {
 		if !ck.ok {
@@ -277,6 +278,43 @@ func TestRenderConcurrencyTargetNeedsAdapter(t *testing.T) {
 	}
 	if len(set.Notes) != 1 || !strings.Contains(set.Notes[0], "custom-metrics adapter") {
 		t.Errorf("notes = %q, want one saying the metric needs a custom-metrics adapter", set.Notes)
+	}
+}
+
+// The same spec scales the same on both targets: a spec without behavior
+// renders none (the controller's legacy normalisation, as the local
+// engine), and a behavior's per-direction tolerance is rendered as is.
+func TestRenderHPABehaviorAgreesWithTheLocalEngine(t *testing.T) {
+	const head = "apiVersion: petrel.dev/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n  image: python:3.12-slim\n  command: [x]\n  port: 8080\n  resources: {cpu: 500m}\n"
+	tests := []struct {
+		name       string
+		autoscale  string
+		check      func(b *autoscalingv2.HorizontalPodAutoscalerBehavior) bool
+		wantRender string
+	}{
+		{"no behavior: none rendered", "  autoscaling: {maxReplicas: 9, target: {cpuUtilization: 70}}\n",
+			func(b *autoscalingv2.HorizontalPodAutoscalerBehavior) bool { return b == nil }, "no behavior"},
+		{"empty behavior: rendered, so the API server fills in the autoscaling/v2 defaults", "  autoscaling: {maxReplicas: 9, target: {cpuUtilization: 70}, behavior: {}}\n",
+			func(b *autoscalingv2.HorizontalPodAutoscalerBehavior) bool {
+				return b != nil && b.ScaleUp == nil && b.ScaleDown == nil
+			}, "an empty behavior"},
+		{"per-direction tolerance", "  autoscaling: {maxReplicas: 9, target: {cpuUtilization: 70}, behavior: {scaleUp: {tolerance: 0.05}, scaleDown: {tolerance: 200m}}}\n",
+			func(b *autoscalingv2.HorizontalPodAutoscalerBehavior) bool {
+				return b != nil && b.ScaleUp.Tolerance.Equal(resource.MustParse("50m")) && b.ScaleDown.Tolerance.Equal(resource.MustParse("0.2")) &&
+					b.ScaleUp.Policies == nil && b.ScaleUp.StabilizationWindowSeconds == nil
+			}, "scaleUp.tolerance 50m and scaleDown.tolerance 200m, nothing else"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, err := renderString(t, head+tt.autoscale, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := find[*autoscalingv2.HorizontalPodAutoscaler](t, set, "s")
+			if !tt.check(h.Spec.Behavior) {
+				t.Errorf("behavior %+v, want %s", h.Spec.Behavior, tt.wantRender)
+			}
+		})
 	}
 }
 

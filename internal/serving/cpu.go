@@ -97,5 +97,12 @@ func (s *CPUSampler) Has(name string) bool {
 	return ok
 }
 
+// Since returns when the replica's last reading was taken: a Sample now
+// covers the window from then (metrics.k8s.io's window).
+func (s *CPUSampler) Since(name string) (time.Time, bool) {
+	r, ok := s.last[name]
+	return r.at, ok
+}
+
 // Forget drops a replica's last reading (after a restart or deletion).
 func (s *CPUSampler) Forget(name string) { delete(s.last, name) }

@@ -93,10 +93,15 @@ type replica struct {
 	spec       ReplicaSpec
 	grace      time.Duration
 
-	proc        Proc
-	startTime   time.Time
-	phase       string
-	ready       bool
+	proc      Proc
+	startTime time.Time
+	// podStart is the pod's status.startTime: the first start, kept across
+	// restarts (zero: never started, a Pending pod to the HPA).
+	podStart time.Time
+	phase    string
+	ready    bool
+	// readySince is the Ready condition's lastTransitionTime.
+	readySince  time.Time
 	restarts    int32
 	lastReason  string
 	killReason  string
@@ -614,7 +619,11 @@ func (s *Service) startLocked(r *replica) {
 // attachLocked makes proc r's running process: probes start (readiness
 // false until they pass) and its exit is watched.
 func (s *Service) attachLocked(r *replica, proc Proc, started time.Time, reason, verb string) {
-	r.proc, r.startTime, r.phase, r.ready, r.killReason = proc, started, PhaseRunning, false, ""
+	if r.podStart.IsZero() {
+		r.podStart = started
+	}
+	r.proc, r.startTime, r.phase, r.killReason = proc, started, PhaseRunning, ""
+	r.markReady(false, started)
 	if r.lastReason == ReasonUnschedulable {
 		r.lastReason = ""
 	}
@@ -649,7 +658,7 @@ func (s *Service) setReady(r *replica, proc Proc, ready bool) {
 	if r.proc != proc || r.terminating {
 		return
 	}
-	r.ready = ready
+	r.markReady(ready, time.Now())
 	s.lb.SetReady(r.name, ready)
 	s.notifyLocked()
 	s.poke() // readiness moves rolling updates along
@@ -664,7 +673,7 @@ func (s *Service) killForProbe(r *replica, proc Proc, reason, msg string) {
 		return
 	}
 	r.killReason = reason
-	r.ready = false
+	r.markReady(false, time.Now())
 	s.lb.SetReady(r.name, false)
 	s.eventLocked("Normal", "Killing", r.name+": "+msg)
 	grace := r.grace
@@ -696,7 +705,8 @@ func (s *Service) watchExit(r *replica, proc Proc) {
 		return
 	}
 	r.stopProbes()
-	r.proc, r.ready = nil, false
+	r.proc = nil
+	r.markReady(false, time.Now())
 	s.lb.SetReady(r.name, false)
 	s.cpu.Forget(r.name)
 	if r.terminating {
@@ -711,6 +721,16 @@ func (s *Service) watchExit(r *replica, proc Proc) {
 	s.eventLocked("Warning", "BackOff", fmt.Sprintf("replica %s exited with code %d (%s); restarting", r.name, ex.Code, r.lastReason))
 	s.scheduleRestartLocked(r, time.Now())
 	s.poke()
+}
+
+// markReady sets r's Ready condition; its transition time moves only when
+// the status changes (or on the first report), as the kubelet's status
+// manager keeps lastTransitionTime.
+func (r *replica) markReady(ready bool, at time.Time) {
+	if r.ready != ready || r.readySince.IsZero() {
+		r.readySince = at
+	}
+	r.ready = ready
 }
 
 func (s *Service) scheduleRestartLocked(r *replica, exitedAt time.Time) {
@@ -960,11 +980,16 @@ func (s *Service) autoscale() {
 		if r.terminating {
 			continue // the HPA ignores pods being deleted
 		}
-		m := ReplicaMetric{Name: r.name, Ready: r.ready, RequestMilli: request}
+		m := ReplicaMetric{Name: r.name, Pending: r.podStart.IsZero(), StartTime: r.podStart,
+			Ready: r.ready, ReadyTransition: r.readySince, RequestMilli: request}
 		switch as.Kind {
 		case MetricCPU:
 			if r.proc != nil {
+				since, had := s.cpu.Since(r.name)
 				m.Value, m.HasValue = s.cpu.Sample(r.name, r.proc.Pid(), now)
+				if had {
+					m.Timestamp, m.Window = now, now.Sub(since)
+				}
 			}
 		case MetricConcurrency:
 			m.Value, m.HasValue = s.lb.TakeConcurrency(r.name)

@@ -92,6 +92,7 @@ func TestBadInputIsReportedWithPositionFieldAndFix(t *testing.T) {
 		{"bad failure policy", job("  command: [x]\n  podFailurePolicy: {rules: [{action: Retry, onExitCodes: {operator: In, values: [0]}}]}\n"), []string{`unknown action "Retry"`, "FailJob, Ignore, Count", "exit code 0 with operator In"}},
 		{"hpa min above max", "apiVersion: petrel.dev/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n  command: [x]\n  port: 8080\n  resources: {cpu: 1}\n  autoscaling: {minReplicas: 5, maxReplicas: 2, target: {cpuUtilization: 70}}\n", []string{"spec.autoscaling.maxReplicas", "maxReplicas 2 below minReplicas 5"}},
 		{"cpu target without request", "apiVersion: petrel.dev/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n  command: [x]\n  port: 8080\n  autoscaling: {maxReplicas: 2, target: {cpuUtilization: 70}}\n", []string{"spec.autoscaling.target.cpuUtilization", "needs a CPU request", "spec.resources.cpu"}},
+		{"negative hpa tolerance", "apiVersion: petrel.dev/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n  command: [x]\n  port: 8080\n  autoscaling: {maxReplicas: 2, target: {concurrency: 4}, behavior: {scaleUp: {tolerance: -0.05}}}\n", []string{"spec.autoscaling.behavior.scaleUp.tolerance", "negative quantity"}},
 		{"not a mapping", "- a\n- b\n", []string{"f.yaml:1:1:", "document is a list"}},
 	}
 	for _, tc := range cases {

@@ -281,6 +281,9 @@ func (v *validator) rules(path string, r *v1alpha1.ScalingRules) {
 	default:
 		v.fail(path+".selectPolicy", "valid values: Max, Min, Disabled", "unknown selectPolicy %q", r.SelectPolicy)
 	}
+	if r.Tolerance != nil && r.Tolerance.Sign() < 0 {
+		v.fail(path+".tolerance", "set a fraction of 0 or more, e.g. 0.05 for 5 % (autoscaling/v2)", "negative tolerance %s", r.Tolerance.String())
+	}
 	for i, p := range r.Policies {
 		pp := fmt.Sprintf("%s.policies[%d]", path, i)
 		if p.Type != "Pods" && p.Type != "Percent" {
