@@ -12,7 +12,8 @@ function getJSON(url) {
   });
 }
 
-function chartWidth(el) { return Math.max(320, Math.min(560, el.clientWidth - 16)); }
+// chartWidth fits two charts side by side on a wide page.
+function chartWidth(el) { return Math.max(320, Math.min(500, el.clientWidth - 16)); }
 
 // Live jobs list: the rows are re-rendered by the server every 3 s.
 function liveTable(table) {
@@ -97,9 +98,11 @@ function jobCharts(box) {
   load();
 }
 
-// markers draws each scaling decision as a dashed vertical line.
-function markers(evs) {
+// markers draws each scaling decision in live.evs (replaced at every
+// refresh) as a dashed vertical line.
+function markers(live) {
   return {hooks: {draw: [u => {
+    const evs = live.evs;
     const ctx = u.ctx, top = u.bbox.top, h = u.bbox.height;
     let shown = 0;
     ctx.save();
@@ -130,11 +133,12 @@ function serviceCharts(box) {
       {label: "p50", key: "p50", stroke: palette[2]}, {label: "p99", key: "p99", stroke: palette[1]}]},
     {id: "inflight", title: "In-flight requests (load balancer)", series: [{label: "in flight", key: "inflight", stroke: palette[3]}]},
   ];
+  const live = {evs: []};
   const legend = document.createElement("ul");
   legend.className = "scalings";
   const load = () => getJSON(box.dataset.src).then(d => {
     const t = d.samples.map(s => s.t);
-    const evs = d.scalings || [];
+    const evs = live.evs = d.scalings || [];
     for (const sp of specs) {
       const data = [t, ...sp.series.map(s => d.samples.map(p => p[s.key] === undefined ? null : p[s.key]))];
       if (sp.id !== "scaling" && data.slice(1).every(ys => ys.every(y => y === null))) continue;
@@ -145,15 +149,16 @@ function serviceCharts(box) {
         el.dataset.chart = sp.id;
         box.appendChild(el);
         let title = sp.title;
-        if (sp.id === "scaling" && d.metric) title = "Autoscaling: " + d.metric + (d.metric === "cpu" ? " % of request" : " per replica") + " vs target; dashed red = scaling decision";
-        const evMin = () => evs.length ? Math.min(...evs.map(e => e.t)) : Infinity;
-        const evMax = () => evs.length ? Math.max(...evs.map(e => e.t)) : -Infinity;
+        if (sp.id === "scaling" && d.metric) title = "Autoscaling: " + d.metric + (d.metric === "cpu" ? " % of request" : " per replica") + " vs target (red: scaling decisions)";
+        const evMin = () => live.evs.length ? Math.min(...live.evs.map(e => e.t)) : Infinity;
+        const evMax = () => live.evs.length ? Math.max(...live.evs.map(e => e.t)) : -Infinity;
         el._u = new uPlot({
           title, width: chartWidth(box), height: 220,
           scales: {x: {time: true, range: (u, mn, mx) => [Math.min(mn, evMin()) - 1, Math.max(mx, evMax()) + 1]}, n: {range: (u, mn, mx) => [0, Math.max(mx, 1) + 1]}},
-          axes: [{}, {}, ...(sp.series.some(s => s.scale === "n") ? [{scale: "n", side: 1, grid: {show: false}, label: "replicas"}] : [])],
-          series: [{}, ...sp.series.map(s => ({label: s.label, stroke: s.stroke, width: 2, dash: s.dash, scale: s.scale, spanGaps: true}))],
-          plugins: sp.marks ? [markers(evs)] : [],
+          axes: [{}, {scale: "y"}, ...(sp.series.some(s => s.scale === "n") ? [{scale: "n", side: 1, grid: {show: false}, label: "replicas"}] : [])],
+          series: [{}, ...sp.series.map(s => Object.assign({label: s.label, stroke: s.stroke, width: 2, spanGaps: true, points: {show: false}},
+            s.dash ? {dash: s.dash} : {}, s.scale ? {scale: s.scale} : {}))],
+          plugins: sp.marks ? [markers(live)] : [],
         }, data, el);
         charts[sp.id] = el;
         window.petrelCharts[sp.id] = el._u;
@@ -172,7 +177,6 @@ function serviceCharts(box) {
     box.dataset.loaded = "true";
     setTimeout(load, 2000);
   }).catch(e => { box.dataset.error = String(e); setTimeout(load, 5000); });
-  // markers() reads evs at draw time; keep a live reference.
   load();
 }
 
