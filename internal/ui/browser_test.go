@@ -180,6 +180,27 @@ spec:
 		t.Errorf("attempts table: %q", got)
 	}
 	screenshot(t, ctx, "dashboard-job.png")
+
+	// A second run's curves overlay the first on the compare page.
+	e.write("train-b.yaml", strings.ReplaceAll(strings.ReplaceAll(readFile(t, filepath.Join(e.dir, "train.yaml")), "name: curves", "name: curves-b"), "90-i*10", "95-i*12"))
+	e.petrel("apply", "-f", filepath.Join(e.dir, "train-b.yaml"))
+	waitFor(t, 60*time.Second, "job curves-b finishes", func() bool { j := e.job("curves-b"); return j.Finished() })
+	open(t, ctx, e.dashboard(), "/compare?job=curves&job=curves-b")
+	poll(t, ctx, 30*time.Second, "compare chart drawn", `document.querySelector('.chart[data-metric=loss]') && document.querySelector('.chart[data-metric=loss]').dataset.points`)
+	labels := eval[[]string](t, ctx, "petrelCharts.loss.series.slice(1).map(s => s.label)")
+	pts := eval[string](t, ctx, `document.querySelector('.chart[data-metric=loss]').dataset.points`)
+	if strings.Join(labels, ",") != "curves,curves-b" || pts != fmt.Sprint(2*epochs) {
+		t.Errorf("compare: lines %v with %s points, want curves and curves-b with %d", labels, pts, 2*epochs)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestRunningJobLogLineAppearsLive(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -258,13 +259,14 @@ func (s *Server) jobSeries(w http.ResponseWriter, r *http.Request) {
 }
 
 type compareView struct {
-	Jobs  []string
-	Query string
+	Jobs []string
+	// Src is the chart data's URL.
+	Src string
 }
 
 func (s *Server) comparePage(w http.ResponseWriter, r *http.Request) {
 	names := r.URL.Query()["job"]
-	s.render(w, "compare", "Compare "+strings.Join(names, ", "), compareView{Jobs: names, Query: r.URL.RawQuery})
+	s.render(w, "compare", "Compare "+strings.Join(names, ", "), compareView{Jobs: names, Src: "/api/compare?" + url.Values{"job": names}.Encode()})
 }
 
 // compareSeries overlays the metrics of several jobs: each job's last
