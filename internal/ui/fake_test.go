@@ -48,7 +48,7 @@ func (f *fakeBackend) GetService(_ context.Context, name string) (*backend.Servi
 }
 
 func (f *fakeBackend) ListServices(context.Context) ([]backend.Service, error) { return nil, nil }
-func (f *fakeBackend) Scale(context.Context, string, int32) error            { return fmt.Errorf("read-only") }
+func (f *fakeBackend) Scale(context.Context, string, int32) error              { return fmt.Errorf("read-only") }
 func (f *fakeBackend) ListVolumes(context.Context) ([]backend.VolumeStatus, error) {
 	return nil, nil
 }
