@@ -203,7 +203,7 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-func TestRunningJobLogLineAppearsLive(t *testing.T) {
+func TestRunningJobPageShowsNewLogLinesAndTheEndLive(t *testing.T) {
 	e := newEnv(t)
 	gate := filepath.Join(e.dir, "go")
 	e.write("tail.yaml", fmt.Sprintf(`apiVersion: petrel.dev/v1alpha1
@@ -211,8 +211,9 @@ kind: TrainingJob
 metadata:
   name: tail
 spec:
+  backoffLimit: 0
   terminationGracePeriodSeconds: 1
-  command: ["sh", "-c", "echo started; while [ ! -e %s ]; do sleep 0.02; done; echo the-new-line; sleep 600"]
+  command: ["sh", "-c", "echo started; while [ ! -e %[1]s ]; do sleep 0.02; done; echo the-new-line; while [ ! -e %[1]s.end ]; do sleep 0.02; done; exit 3"]
 `, gate))
 	e.petrel("apply", "-f", filepath.Join(e.dir, "tail.yaml"))
 	ctx := browser(t)
@@ -232,6 +233,17 @@ spec:
 	if st := eval[string](t, ctx, "document.getElementById('logstate').textContent"); st != "live" {
 		t.Errorf("log state %q, want live", st)
 	}
+
+	// The job's end reaches the open page too: status, exit code, reason.
+	if err := os.WriteFile(gate+".end", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, 60*time.Second, "the page shows the job failed", `document.getElementById('phase').textContent === 'Failed'`)
+	row := eval[string](t, ctx, "document.querySelector('table.attempts tbody tr').innerText")
+	if !strings.Contains(row, "3") || !strings.Contains(row, "Error") {
+		t.Errorf("attempt row %q, want exit code 3 and reason Error", row)
+	}
+	poll(t, ctx, 30*time.Second, "the log stream ends", `document.getElementById('logstate').textContent === 'end of log'`)
 }
 
 // slowServer answers /slow after 300 ms, /missing with 404, anything else

@@ -184,6 +184,18 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	v := jobView{Job: j, Row: newJobRow(j, now)}
 	v.Attempts, v.Span = timeline(j.Attempts, now)
+	if r.URL.Query().Get("fragment") == "status" {
+		// The page refreshes its status block with this until the job ends.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if j.Finished() {
+			w.Header().Set("X-Petrel-Final", "true")
+		}
+		if err := s.pages["job"].ExecuteTemplate(w, "status", v); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+		return
+	}
 	if fs, err := s.src.Diagnose(r.Context(), backend.Ref{Kind: "job", Name: j.Name}); err != nil {
 		v.DiagnoseErr = err.Error()
 	} else {

@@ -28,6 +28,17 @@ function liveTable(table) {
   }, 3000);
 }
 
+// Live block (a running job's status): re-rendered by the server every
+// 3 s until it answers that the job has finished.
+function liveBlock(div) {
+  const tick = () => fetch(div.dataset.live, {credentials: "same-origin", cache: "no-store"}).then(r => {
+    if (!r.ok) return Promise.reject();
+    const final = r.headers.get("X-Petrel-Final") === "true";
+    return r.text().then(html => { div.innerHTML = html; if (!final) setTimeout(tick, 3000); });
+  }).catch(() => setTimeout(tick, 5000));
+  setTimeout(tick, 3000);
+}
+
 // Job metric charts: one chart per metric, one line per run.
 function jobCharts(box) {
   let mode = null, last = null;
@@ -206,6 +217,7 @@ function logs(pre) {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("table[data-live]").forEach(liveTable);
+  document.querySelectorAll("div[data-live]").forEach(liveBlock);
   const c = document.getElementById("charts");
   if (c) jobCharts(c);
   const s = document.getElementById("svccharts");
