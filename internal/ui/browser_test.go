@@ -150,10 +150,18 @@ func TestFinishedJobChartHasOnePointPerEpoch(t *testing.T) {
 	e := newEnv(t)
 	const epochs = 7
 	e.write("train.yaml", fmt.Sprintf(`apiVersion: petrel.dev/v1alpha1
+kind: Volume
+metadata:
+  name: checkpoints
+spec:
+  size: 64Mi
+---
+apiVersion: petrel.dev/v1alpha1
 kind: TrainingJob
 metadata:
   name: curves
 spec:
+  volumes: [{name: checkpoints, mountPath: /ckpt, pathEnv: CKPT}]
   command: ["sh", "-c", "i=1; while [ $i -le %d ]; do echo epoch=$i loss=0.$((90-i*10)) accuracy=0.$((40+i*7)); i=$((i+1)); done"]
 `, epochs))
 	e.petrel("apply", "-f", filepath.Join(e.dir, "train.yaml"))
@@ -185,6 +193,13 @@ spec:
 	e.write("train-b.yaml", strings.ReplaceAll(strings.ReplaceAll(readFile(t, filepath.Join(e.dir, "train.yaml")), "name: curves", "name: curves-b"), "90-i*10", "95-i*12"))
 	e.petrel("apply", "-f", filepath.Join(e.dir, "train-b.yaml"))
 	waitFor(t, 60*time.Second, "job curves-b finishes", func() bool { j := e.job("curves-b"); return j.Finished() })
+
+	// The volumes page says who mounts each volume.
+	open(t, ctx, e.dashboard(), "/volumes")
+	if got := eval[string](t, ctx, "document.querySelector('main table tbody').innerText"); !strings.Contains(got, "checkpoints") ||
+		!strings.Contains(got, "64Mi") || !strings.Contains(got, "job/curves") || !strings.Contains(got, "job/curves-b") {
+		t.Errorf("volumes page: %q, want checkpoints, 64Mi, mounted by job/curves and job/curves-b", got)
+	}
 	open(t, ctx, e.dashboard(), "/compare?job=curves&job=curves-b")
 	poll(t, ctx, 30*time.Second, "compare chart drawn", `document.querySelector('.chart[data-metric=loss]') && document.querySelector('.chart[data-metric=loss]').dataset.points`)
 	labels := eval[[]string](t, ctx, "petrelCharts.loss.series.slice(1).map(s => s.label)")
@@ -347,6 +362,7 @@ spec:
 	if got := eval[string](t, bctx, "document.querySelector('ul.scalings').innerText"); !strings.Contains(got, "scaled from 1 to") {
 		t.Errorf("scaling decisions listed: %q", got)
 	}
-	poll(t, bctx, 60*time.Second, "three ready replicas listed", `document.querySelector('.chart[data-chart=scaling]') && petrelCharts.scaling.data[4].at(-1) === 3`)
+	poll(t, bctx, 60*time.Second, "three ready replicas on the chart", `document.querySelector('.chart[data-chart=scaling]') && petrelCharts.scaling.data[4].at(-1) === 3`)
+	poll(t, bctx, 30*time.Second, "three replicas in the live replicas table", `document.querySelectorAll('#status table')[0].tBodies[0].rows.length === 3`)
 	screenshot(t, bctx, "dashboard-service.png")
 }

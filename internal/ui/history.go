@@ -85,7 +85,10 @@ func (s *Server) sample(ctx context.Context) {
 		return
 	}
 	now := time.Now()
-	lbs := s.gatherLB(now)
+	var lbs map[string]lbSnapshot
+	if len(svcs) > 0 {
+		lbs = s.gatherLB(now)
+	}
 	h := s.history
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -57,6 +57,19 @@ func (s *Server) render(w http.ResponseWriter, name, title string, data any) {
 	_, _ = buf.WriteTo(w)
 }
 
+// fragment renders one named block of a page, for the page's script to
+// put in place (live tables and status blocks).
+func (s *Server) fragment(w http.ResponseWriter, page, block string, data any) {
+	var buf bytes.Buffer
+	if err := s.pages[page].ExecuteTemplate(&buf, block, data); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = buf.WriteTo(w)
+}
+
 func age(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -144,11 +157,7 @@ func (s *Server) jobsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("fragment") == "rows" {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		if err := s.pages["jobs"].ExecuteTemplate(w, "rows", v); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		}
+		s.fragment(w, "jobs", "rows", v)
 		return
 	}
 	s.render(w, "jobs", "Jobs", v)
@@ -186,14 +195,10 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 	v.Attempts, v.Span = timeline(j.Attempts, now)
 	if r.URL.Query().Get("fragment") == "status" {
 		// The page refreshes its status block with this until the job ends.
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
 		if j.Finished() {
 			w.Header().Set("X-Petrel-Final", "true")
 		}
-		if err := s.pages["job"].ExecuteTemplate(w, "status", v); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		}
+		s.fragment(w, "job", "status", v)
 		return
 	}
 	if fs, err := s.src.Diagnose(r.Context(), backend.Ref{Kind: "job", Name: j.Name}); err != nil {
@@ -343,6 +348,10 @@ func (s *Server) servicesPage(w http.ResponseWriter, r *http.Request) {
 	for i := range svcs {
 		rows = append(rows, newServiceRow(&svcs[i], now))
 	}
+	if r.URL.Query().Get("fragment") == "rows" {
+		s.fragment(w, "services", "rows", rows)
+		return
+	}
 	s.render(w, "services", "Services", rows)
 }
 
@@ -362,6 +371,10 @@ func (s *Server) servicePage(w http.ResponseWriter, r *http.Request) {
 	v := serviceView{Service: svc, Row: newServiceRow(svc, time.Now())}
 	for i := len(svc.Events) - 1; i >= 0 && len(v.Events) < 30; i-- {
 		v.Events = append(v.Events, svc.Events[i])
+	}
+	if r.URL.Query().Get("fragment") == "status" {
+		s.fragment(w, "service", "status", v)
+		return
 	}
 	if fs, err := s.src.Diagnose(r.Context(), backend.Ref{Kind: "service", Name: svc.Name}); err == nil {
 		v.Findings = fs
