@@ -234,6 +234,7 @@ spec:
 	ctx := browser(t)
 	open(t, ctx, e.dashboard(), "/jobs/tail")
 	poll(t, ctx, 60*time.Second, "first log line shown", `document.getElementById('logs').textContent.includes('started')`)
+	poll(t, ctx, 30*time.Second, "the charts say no metrics were reported yet", `document.getElementById('charts').textContent.includes('No metrics reported yet')`)
 	if err := os.WriteFile(gate, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}

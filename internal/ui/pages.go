@@ -292,7 +292,7 @@ func (s *Server) compareSeries(w http.ResponseWriter, r *http.Request) {
 	names := r.URL.Query()["job"]
 	var all []backend.MetricPoint
 	per := map[string][]backend.MetricPoint{}
-	var out chartData
+	out := chartData{Series: []chartSeries{}}
 	for _, n := range names {
 		j, err := s.src.GetJob(r.Context(), n)
 		if err != nil {

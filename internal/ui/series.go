@@ -55,7 +55,7 @@ func buildSeries(prefix string, pts []backend.MetricPoint, xName string, attempt
 		attempt int
 		metric  string
 	}
-	var out []chartSeries
+	out := []chartSeries{} // JSON [] rather than null for a job without metrics
 	idx := map[key]int{}
 	starts := map[int]float64{}
 	var attempts []int

@@ -67,6 +67,17 @@ func fmtPoint(p [3]any) string {
 	return strings.Join(s, ",")
 }
 
+func TestJobWithoutMetricsHasAnEmptySeriesList(t *testing.T) {
+	s := newTestServer(t, &fakeBackend{jobs: manyJobs(1)})
+	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9/api/jobs/job-0000/series", nil)
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"series":[]`) {
+		t.Errorf("GET series: %d %s, want an empty list (the page's script maps over it)", rec.Code, rec.Body)
+	}
+}
+
 func TestQuantileInterpolatesInsideTheBucketAsHistogramQuantile(t *testing.T) {
 	bounds := []float64{0.1, 0.5, 1, math.Inf(1)}
 	tests := []struct {
