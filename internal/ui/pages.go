@@ -137,7 +137,7 @@ type jobsView struct {
 	Fragment bool
 }
 
-func (s *Server) jobsView(r *http.Request) (jobsView, error) {
+func (s *Server) listJobRows(r *http.Request) (jobsView, error) {
 	jobs, err := s.src.ListJobs(r.Context())
 	if err != nil {
 		return jobsView{}, err
@@ -151,7 +151,7 @@ func (s *Server) jobsView(r *http.Request) (jobsView, error) {
 }
 
 func (s *Server) jobsPage(w http.ResponseWriter, r *http.Request) {
-	v, err := s.jobsView(r)
+	v, err := s.listJobRows(r)
 	if err != nil {
 		fail(w, err)
 		return
@@ -172,6 +172,10 @@ type attemptRow struct {
 	Exit        string
 }
 
+// maxOthers caps the runs a job page offers to compare with; the jobs list
+// can pick any.
+const maxOthers = 20
+
 type jobView struct {
 	Job      *backend.Job
 	Row      jobRow
@@ -180,7 +184,8 @@ type jobView struct {
 	Findings []backend.Finding
 	// DiagnoseErr says why there is no diagnosis.
 	DiagnoseErr string
-	// Others are the other jobs, to compare curves with.
+	// Others are the most recent other jobs with metrics (at most
+	// maxOthers), to compare curves with.
 	Others []string
 }
 
@@ -207,7 +212,7 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 		v.Findings = fs
 	}
 	if jobs, err := s.src.ListJobs(r.Context()); err == nil {
-		for i := len(jobs) - 1; i >= 0; i-- {
+		for i := len(jobs) - 1; i >= 0 && len(v.Others) < maxOthers; i-- {
 			if jobs[i].Name != j.Name && len(jobs[i].LastMetrics) > 0 {
 				v.Others = append(v.Others, jobs[i].Name)
 			}

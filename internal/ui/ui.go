@@ -56,7 +56,6 @@ type Server struct {
 	pages   map[string]*template.Template
 	history *history
 	mux     *http.ServeMux
-	started time.Time
 }
 
 // New returns a dashboard over opts.Source; Run samples the services.
@@ -73,7 +72,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Target == "" {
 		opts.Target = "local"
 	}
-	s := &Server{opts: opts, src: opts.Source, token: opts.Token, history: newHistory(opts.History), started: time.Now()}
+	s := &Server{opts: opts, src: opts.Source, token: opts.Token, history: newHistory(opts.History)}
 	var err error
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
