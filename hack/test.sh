@@ -10,6 +10,11 @@ if ! command -v python3 >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq python3 >/dev/null
 fi
 
+# Headless Chromium drives the dashboard's browser tests (internal/ui).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
 # The test cluster's binaries (kube-apiserver, kube-controller-manager,
 # kube-scheduler, etcd, kwok, kwokctl, kubectl), built from the Go module proxy
 # into a cache; seconds when they are already there. See hack/cluster/build.sh.

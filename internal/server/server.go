@@ -22,6 +22,7 @@ import (
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/engine"
 	"github.com/petrel-dev/petrel/internal/spec"
+	"github.com/petrel-dev/petrel/internal/ui"
 )
 
 // SocketPath is the API socket under home.
@@ -43,6 +44,10 @@ type Info struct {
 	GPUs    []engine.GPU `json:"gpus"`
 	// Limits is "enforced" or why CPU and memory limits are not.
 	Limits string `json:"limits"`
+	// UI is the dashboard's base URL (its token is in ui.TokenFile), or
+	// UIError says why there is none.
+	UI      string `json:"ui,omitempty"`
+	UIError string `json:"uiError,omitempty"`
 }
 
 // SpecFile is one spec file sent to the server, parsed and validated there.
@@ -62,6 +67,8 @@ type ApplyRequest struct {
 type Server struct {
 	eng     Engine
 	version string
+	ui      string
+	uiErr   string
 	srv     *http.Server
 	stop    chan struct{}
 	once    sync.Once
@@ -109,6 +116,12 @@ func Run(ctx context.Context, home, version string, eng Engine) error {
 		return err
 	}
 	s := &Server{eng: eng, version: version, stop: make(chan struct{})}
+	// The dashboard and /metrics, on loopback with a token (internal/ui).
+	uctx, ucancel := context.WithCancel(ctx)
+	defer ucancel()
+	if s.ui, err = ui.ServeLocal(uctx, home, eng, func() int { return len(eng.GPUs()) }); err != nil {
+		s.uiErr = err.Error()
+	}
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ownerOnly{ln.(*net.UnixListener)}) }()
@@ -194,7 +207,7 @@ func (fw flushWriter) Write(p []byte) (int, error) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
-		info := Info{PID: os.Getpid(), Version: s.version, GPUs: s.eng.GPUs(), Limits: "enforced"}
+		info := Info{PID: os.Getpid(), Version: s.version, GPUs: s.eng.GPUs(), Limits: "enforced", UI: s.ui, UIError: s.uiErr}
 		if err := s.eng.LimitsError(); err != nil {
 			info.Limits = err.Error()
 		}

@@ -69,6 +69,7 @@ type LoadBalancer struct {
 	transport *http.Transport
 	server    *http.Server
 	listener  net.Listener
+	metrics   *lbMetrics
 }
 
 type lbKey struct{}
@@ -81,7 +82,7 @@ type lbState struct {
 
 // NewLoadBalancer returns a load balancer with no endpoints.
 func NewLoadBalancer(service string) *LoadBalancer {
-	lb := &LoadBalancer{Service: service}
+	lb := &LoadBalancer{Service: service, metrics: newLBMetrics(service)}
 	empty := []*Endpoint{}
 	lb.endpoints.Store(&empty)
 	lb.transport = &http.Transport{
@@ -125,6 +126,7 @@ func (lb *LoadBalancer) Listen(addr string) (string, error) {
 		return "", fmt.Errorf("listen on %s for service %q: %w; choose another port", addr, lb.Service, err)
 	}
 	lb.listener = l
+	live.Store(lb, struct{}{})
 	lb.server = &http.Server{Handler: lb, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	go lb.server.Serve(l) //nolint:errcheck // returns ErrServerClosed on Close
 	return l.Addr().String(), nil
@@ -141,6 +143,7 @@ func (lb *LoadBalancer) URL() string {
 // Close stops listening, ends open connections and idle keep-alives.
 func (lb *LoadBalancer) Close() error {
 	var err error
+	live.Delete(lb)
 	if lb.server != nil {
 		err = lb.server.Close()
 	}
@@ -249,7 +252,10 @@ func (lb *LoadBalancer) pick(skip []*Endpoint) *Endpoint {
 // ServeHTTP implements http.Handler.
 func (lb *LoadBalancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &lbState{}
-	lb.serve(w, r.WithContext(context.WithValue(r.Context(), lbKey{}, st)), st)
+	sw := &statusWriter{ResponseWriter: w}
+	start := time.Now()
+	lb.serve(sw, r.WithContext(context.WithValue(r.Context(), lbKey{}, st)), st)
+	lb.metrics.observe(sw.code, time.Since(start))
 }
 
 func (lb *LoadBalancer) serve(w http.ResponseWriter, r *http.Request, st *lbState) {

@@ -17,6 +17,7 @@ import (
 	"github.com/petrel-dev/petrel/internal/cli/serve"
 	servercmd "github.com/petrel-dev/petrel/internal/cli/server"
 	"github.com/petrel-dev/petrel/internal/cli/train"
+	uicmd "github.com/petrel-dev/petrel/internal/cli/ui"
 )
 
 // Each verb package adds its constructor here, one line per command.
@@ -36,5 +37,6 @@ func init() {
 		func(f *factory.Factory) *cobra.Command { return render.NewCmd(f, nil) },
 		lint.NewCmd,
 		func(f *factory.Factory) *cobra.Command { return diagnosecmd.NewCmd(f, nil) },
+		func(f *factory.Factory) *cobra.Command { return uicmd.NewCmd(f, nil) },
 	}...)
 }

@@ -1,0 +1,154 @@
+package ui_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/petrel-dev/petrel/internal/backend"
+)
+
+// petrelBin is the petrel binary built once for the tests: they run the
+// real CLI and a real `petrel server` with the dashboard in it.
+var petrelBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "petrel-ui-")
+	if err != nil {
+		panic(err)
+	}
+	petrelBin = filepath.Join(dir, "petrel")
+	build := exec.Command("go", "build", "-o", petrelBin, "../../cmd/petrel")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build petrel:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one isolated petrel installation ($PETREL_HOME).
+type env struct {
+	t    *testing.T
+	home string
+	dir  string // spec files
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	// Unix socket paths are limited to 108 bytes: keep home short.
+	home, err := os.MkdirTemp("", "pu-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, home: home, dir: t.TempDir()}
+	t.Cleanup(func() {
+		// Workloads outlive the server: delete them first.
+		if r := e.run("get", "jobs", "-o", "json"); r.code == 0 {
+			var jobs []backend.Job
+			if json.Unmarshal([]byte(r.stdout), &jobs) == nil {
+				for _, j := range jobs {
+					e.run("delete", "job", j.Name)
+				}
+			}
+		}
+		if r := e.run("get", "services", "-o", "json"); r.code == 0 {
+			var svcs []backend.Service
+			if json.Unmarshal([]byte(r.stdout), &svcs) == nil {
+				for _, s := range svcs {
+					e.run("delete", "service", s.Name)
+				}
+			}
+		}
+		e.run("server", "stop")
+		os.RemoveAll(home)
+	})
+	return e
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (e *env) run(args ...string) result {
+	cmd := exec.Command(petrelBin, args...)
+	cmd.Env = append(os.Environ(), "PETREL_HOME="+e.home, "PETREL_BACKOFF_BASE=200ms", "PETREL_FAKE_GPUS=0", "DISPLAY=", "WAYLAND_DISPLAY=")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// petrel runs the CLI and fails the test when it fails.
+func (e *env) petrel(args ...string) string {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("petrel %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func (e *env) write(name, content string) string {
+	e.t.Helper()
+	p := filepath.Join(e.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// dashboard returns the URL `petrel ui` prints (with the token).
+func (e *env) dashboard() string {
+	e.t.Helper()
+	u := strings.TrimSpace(e.petrel("ui", "--open", "never"))
+	if !strings.HasPrefix(u, "http://127.0.0.1:") || !strings.Contains(u, "?token=") {
+		e.t.Fatalf("petrel ui printed %q, want http://127.0.0.1:PORT/?token=…", u)
+	}
+	return u
+}
+
+func (e *env) job(name string) backend.Job {
+	e.t.Helper()
+	var j backend.Job
+	if err := json.Unmarshal([]byte(e.petrel("get", "jobs", name, "-o", "json")), &j); err != nil {
+		e.t.Fatal(err)
+	}
+	return j
+}
+
+func (e *env) service(name string) backend.Service {
+	e.t.Helper()
+	var s backend.Service
+	if err := json.Unmarshal([]byte(e.petrel("get", "services", name, "-o", "json")), &s); err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// waitFor polls cond every 100 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
