@@ -139,6 +139,9 @@ func (e *Engine) ApplyReplace(ctx context.Context, docs []*spec.Document) ([]bac
 }
 
 func (e *Engine) apply(ctx context.Context, docs []*spec.Document, replace bool) ([]backend.Applied, error) {
+	if err := e.waitServices(ctx); err != nil {
+		return nil, err
+	}
 	sorted := append([]*spec.Document(nil), docs...)
 	sort.SliceStable(sorted, func(i, j int) bool {
 		return sorted[i].Object.GetKind() == v1alpha1.KindVolume && sorted[j].Object.GetKind() != v1alpha1.KindVolume
@@ -312,6 +315,9 @@ func (e *Engine) ListVolumes(ctx context.Context) ([]backend.VolumeStatus, error
 
 // Delete implements backend.Backend.
 func (e *Engine) Delete(ctx context.Context, ref backend.Ref) error {
+	if err := e.waitServices(ctx); err != nil {
+		return err
+	}
 	if ref.Kind == "service" {
 		return e.deleteService(ctx, ref.Name) // drains without holding e.mu
 	}
@@ -331,16 +337,25 @@ func (e *Engine) Delete(ctx context.Context, ref backend.Ref) error {
 
 // GetService implements backend.Backend.
 func (e *Engine) GetService(ctx context.Context, name string) (*backend.Service, error) {
+	if err := e.waitServices(ctx); err != nil {
+		return nil, err
+	}
 	return e.getService(name)
 }
 
 // ListServices implements backend.Backend.
 func (e *Engine) ListServices(ctx context.Context) ([]backend.Service, error) {
+	if err := e.waitServices(ctx); err != nil {
+		return nil, err
+	}
 	return e.listServices(), nil
 }
 
 // Scale implements backend.Backend.
 func (e *Engine) Scale(ctx context.Context, name string, replicas int32) error {
+	if err := e.waitServices(ctx); err != nil {
+		return err
+	}
 	return e.scaleService(ctx, name, replicas)
 }
 
@@ -369,6 +384,9 @@ func (e *Engine) Diagnose(ctx context.Context, ref backend.Ref) ([]backend.Findi
 // finishes.
 func (e *Engine) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOptions, w io.Writer) error {
 	if ref.Kind == "service" {
+		if err := e.waitServices(ctx); err != nil {
+			return err
+		}
 		return e.serviceLogs(ctx, ref.Name, opts, w)
 	}
 	if ref.Kind != "job" {
@@ -474,5 +492,16 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 		case <-changed:
 		case <-t.C:
 		}
+	}
+}
+
+// waitServices waits until the stored services run again after a start,
+// so a service is never "not found" just because the server restarted.
+func (e *Engine) waitServices(ctx context.Context) error {
+	select {
+	case <-e.servicesLoaded:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

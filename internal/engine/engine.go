@@ -55,6 +55,9 @@ type Engine struct {
 	running  map[string]*runningAttempt // by job name
 	services map[string]*serviceState   // by service name (services.go)
 	subs     map[string]chan struct{}
+	// servicesLoaded is closed once the stored services run again after a
+	// start (loadServices); service calls wait for it.
+	servicesLoaded chan struct{}
 	// node is the pod layer (the local kubelet): GPUs, the environment,
 	// cgroups, shims, termination.
 	node *node.Node
@@ -124,10 +127,13 @@ func New(cfg Config) (*Engine, error) {
 		cancel()
 		return nil, err
 	}
-	// Services come back in the background (services.go).
+	// Services come back in the background (services.go); calls that touch
+	// services wait for them.
+	e.servicesLoaded = make(chan struct{})
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer close(e.servicesLoaded)
 		if err := e.loadServices(); err != nil {
 			e.cfg.Logf("%v", err)
 		}

@@ -45,6 +45,15 @@ type serviceRecord struct {
 	CreationTime time.Time `json:"creationTime"`
 }
 
+// serviceHistory is what a service's controller knew of its replicas (the
+// pods) and events, kept in the store so a restarted server goes on with
+// the same restart counts, last reasons and events.
+type serviceHistory struct {
+	Service  string            `json:"service"`
+	Replicas []backend.Replica `json:"replicas"`
+	Events   []backend.Event   `json:"events"`
+}
+
 type serviceState struct {
 	rec    *serviceRecord
 	svc    *serving.Service
@@ -89,14 +98,20 @@ func (e *Engine) serviceEnv(rec *serviceRecord) ([]string, string, error) {
 
 // startService starts the controller for rec on its recorded port (a new
 // one when 0 or taken). Caller holds e.mu.
-func (e *Engine) startService(rec *serviceRecord, adopt []serving.AdoptedReplica) (*serviceState, error) {
+func (e *Engine) startService(rec *serviceRecord, adopt []serving.AdoptedReplica, events []backend.Event) (*serviceState, error) {
 	env, wd, err := e.serviceEnv(rec)
 	if err != nil {
 		return nil, err
 	}
 	runner := &shimRunner{e: e}
 	cfg := serving.Config{Name: rec.Name, Spec: rec.Spec, Generation: rec.Generation, Runner: runner,
-		Env: env, Dir: wd, LogDir: filepath.Join(e.serviceDir(rec.Name), "replicas"), Addr: "127.0.0.1:0", Adopt: adopt}
+		Env: env, Dir: wd, LogDir: filepath.Join(e.serviceDir(rec.Name), "replicas"), Addr: "127.0.0.1:0", Adopt: adopt,
+		Events: events, OnChange: func(s backend.Service) {
+			h := serviceHistory{Service: rec.Name, Replicas: s.Replicas, Events: s.Events}
+			if err := e.store.putRecord(e.ctx, "service_status", rec.Name, h); err != nil && e.ctx.Err() == nil {
+				e.cfg.Logf("record service %s status: %v", rec.Name, err)
+			}
+		}}
 	if rec.Port != 0 {
 		cfg.Addr = "127.0.0.1:" + strconv.Itoa(rec.Port)
 	}
@@ -161,7 +176,7 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 		return "configured", nil
 	}
 	rec := &serviceRecord{Name: name, Spec: o.Spec, Dir: dir, Generation: 1, CreationTime: time.Now()}
-	st, err := e.startService(rec, nil)
+	st, err := e.startService(rec, nil, nil)
 	if err != nil {
 		return "", err
 	}
@@ -190,6 +205,17 @@ func (e *Engine) loadServices() error {
 		}
 		return fmt.Errorf("read services: %w", err)
 	}
+	history := map[string]serviceHistory{}
+	if err := e.store.loadRecords(e.ctx, "service_status", func(b []byte) error {
+		var h serviceHistory
+		if err := json.Unmarshal(b, &h); err != nil {
+			return err
+		}
+		history[h.Service] = h
+		return nil
+	}); err != nil && e.ctx.Err() == nil {
+		e.cfg.Logf("read service status: %v", err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.services == nil {
@@ -203,7 +229,15 @@ func (e *Engine) loadServices() error {
 			continue // applied again meanwhile
 		}
 		adopted := e.adoptReplicas(filepath.Join(e.serviceDir(rec.Name), "replicas"))
-		st, err := e.startService(rec, adopted)
+		h := history[rec.Name]
+		for i := range adopted {
+			for _, r := range h.Replicas {
+				if r.Index == adopted[i].Index {
+					adopted[i].Restarts, adopted[i].LastReason = r.Restarts, r.LastReason
+				}
+			}
+		}
+		st, err := e.startService(rec, adopted, h.Events)
 		if err != nil {
 			e.cfg.Logf("service %s cannot start again: %v", rec.Name, err)
 			continue
@@ -302,6 +336,9 @@ func (e *Engine) deleteService(ctx context.Context, name string) error {
 	}
 	if derr := st.svc.Delete(ctx); derr != nil {
 		return derr
+	}
+	if derr := e.store.deleteRecord(ctx, "service_status", name); derr != nil && err == nil {
+		err = derr
 	}
 	_ = os.RemoveAll(e.serviceDir(name))
 	return err

@@ -205,3 +205,54 @@ func TestVolumeMountedByAServiceCannotBeDeleted(t *testing.T) {
 		t.Fatalf("delete volume after the service: %v", err)
 	}
 }
+
+// A replica's restart count, last reason and the service's events survive
+// a server restart, and the service is found at once by the new server.
+func TestServiceHistorySurvivesAServerRestart(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is needed")
+	}
+	home := t.TempDir()
+	cfg := Config{Home: home, GPUs: FakeGPUs(0), ShimArgv: []string{os.Args[0], "-shim"}, Logf: t.Logf}
+	e1, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag := filepath.Join(t.TempDir(), "ran-once")
+	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
+		Metadata: v1alpha1.ObjectMeta{Name: "flaky"},
+		Spec: v1alpha1.InferenceServiceSpec{
+			PodTemplate: v1alpha1.PodTemplate{
+				Command:                       []string{"sh", "-c", "if [ ! -f $(FLAG) ]; then touch $(FLAG); exit 3; fi; exec python3 -m http.server $(PORT) --bind 127.0.0.1"},
+				Env:                           []v1alpha1.EnvVar{{Name: "FLAG", Value: flag}},
+				TerminationGracePeriodSeconds: ptr(int64(1)),
+			},
+			Port: 8080, Replicas: ptr(int32(1)),
+			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+		}}
+	if _, err := e1.Apply(context.Background(), docsOf(t.TempDir(), svc)); err != nil {
+		t.Fatal(err)
+	}
+	before := waitService(t, e1, "flaky", 60*time.Second, "ready after one crash", func(s backend.Service) bool {
+		return s.ReadyReplicas == 1 && len(s.Replicas) == 1 && s.Replicas[0].Restarts == 1
+	})
+	e1.Close() // replicas keep running under their shims
+	e2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = e2.Delete(context.Background(), backend.Ref{Kind: "service", Name: "flaky"})
+		e2.Close()
+	}()
+	after, err := e2.GetService(context.Background(), "flaky")
+	if err != nil {
+		t.Fatalf("right after the restart: %v", err)
+	}
+	if len(after.Replicas) != 1 || after.Replicas[0].Restarts != 1 || after.Replicas[0].LastReason != backend.ReasonError {
+		t.Fatalf("replicas after restart %+v, want restarts 1 and last reason Error as before (%+v)", after.Replicas, before.Replicas)
+	}
+	if len(after.Events) < len(before.Events) || after.Events[0].Message != before.Events[0].Message {
+		t.Fatalf("events after restart %+v, want the earlier ones kept (%+v)", after.Events, before.Events)
+	}
+}

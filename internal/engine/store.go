@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS services (
 	name TEXT PRIMARY KEY,
 	record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS service_status (
+	name TEXT PRIMARY KEY,
+	record TEXT NOT NULL              -- JSON serviceHistory: replicas (pods) and events
+);
 `
 
 func openStore(path string) (*store, error) {

@@ -65,6 +65,13 @@ type Config struct {
 	BackOff CrashLoopBackOff
 	// OnEvent, when set, receives every event as it happens.
 	OnEvent func(backend.Event)
+	// OnChange, when set, receives the service's status after changes
+	// (coalesced, from a goroutine of its own, never under the service's
+	// lock): the local engine keeps replicas and events in its store.
+	OnChange func(backend.Service)
+	// Events are the events of an earlier controller of this service
+	// (restored from the store after a server restart), oldest first.
+	Events []backend.Event
 	// Clock drives the autoscaler's windows (default the real clock).
 	Clock clock.Clock
 	// Adopt lists replica processes a previous controller left running
@@ -83,6 +90,11 @@ type AdoptedReplica struct {
 	// StartTime is when the process started (probes' initialDelaySeconds
 	// count from it).
 	StartTime time.Time
+	// Restarts and LastReason carry the replica's history across the
+	// adoption, as a pod's restartCount and lastState survive a kubelet
+	// restart.
+	Restarts   int32
+	LastReason string
 }
 
 type replica struct {
@@ -139,6 +151,7 @@ type Service struct {
 	deleted     bool
 	detached    bool          // Detach: replicas left running for a successor
 	changed     chan struct{} // closed and replaced on every change
+	changeCh    chan struct{} // a change to report to Config.OnChange
 	cpu         *CPUSampler
 	pokeCh      chan struct{}
 	ctx         context.Context
@@ -185,15 +198,22 @@ func NewService(cfg Config) (*Service, error) {
 	s.cpu = cpu
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
+	s.events = append(s.events, cfg.Events...)
+	if len(s.events) > maxEvents {
+		s.events = slices.Delete(s.events, 0, len(s.events)-maxEvents)
+	}
+	s.changeCh = make(chan struct{}, 1)
 	for _, a := range cfg.Adopt {
 		r := s.addReplicaLocked(a.Index, a.Generation, a.Port)
+		r.restarts, r.lastReason = a.Restarts, a.LastReason
 		s.attachLocked(r, a.Proc, a.StartTime, "Adopted", "adopted")
 		s.nextIndex = max(s.nextIndex, a.Index+1)
 	}
 	s.mu.Unlock()
-	s.loops.Add(2)
+	s.loops.Add(3)
 	go s.reconcileLoop()
 	go s.autoscaleLoop()
+	go s.reportLoop()
 	s.poke()
 	return s, nil
 }
@@ -323,10 +343,31 @@ func (s *Service) poke() {
 	}
 }
 
-// notifyLocked wakes everyone waiting in Wait.
+// notifyLocked wakes everyone waiting in Wait and has the change reported
+// to OnChange.
 func (s *Service) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+	select {
+	case s.changeCh <- struct{}{}:
+	default:
+	}
+}
+
+// reportLoop hands the status to OnChange after changes, coalescing
+// bursts, until the service is deleted or detached.
+func (s *Service) reportLoop() {
+	defer s.loops.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.changeCh:
+		}
+		if s.cfg.OnChange != nil {
+			s.cfg.OnChange(s.Status())
+		}
+	}
 }
 
 func (s *Service) eventLocked(typ, reason, msg string) {
