@@ -26,12 +26,13 @@ func TestServiceWithoutBehaviorScalesUpAtMostMax2xOr4PerSync(t *testing.T) {
 	st := waitFor(t, s, 30*time.Second, "scale-up to maxReplicas", func(st backend.Service) bool { return st.DesiredReplicas == maxReplicas })
 
 	limited := 0
+	from := int32(1) // each event gives the new size; the first scale-up starts at 1
 	for _, e := range st.Events {
 		if e.Reason != "SuccessfulRescale" {
 			continue
 		}
-		var from, to int32
-		if _, err := fmt.Sscanf(e.Message, "scaled from %d to %d:", &from, &to); err != nil {
+		var to int32
+		if _, err := fmt.Sscanf(e.Message, "New size: %d;", &to); err != nil {
 			t.Fatalf("rescale event %q: %v", e.Message, err)
 		}
 		limit := max(2*from, 4)
@@ -41,6 +42,7 @@ func TestServiceWithoutBehaviorScalesUpAtMostMax2xOr4PerSync(t *testing.T) {
 		if to == limit {
 			limited++
 		}
+		from = to
 	}
 	if limited == 0 {
 		t.Errorf("no rescale reached the legacy limit under a load 24× the target:%s", eventLines(st))

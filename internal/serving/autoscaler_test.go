@@ -377,7 +377,7 @@ func TestAutoscalerClampsToMinAndMaxAndWritesTheEventMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "scaled from 1 to 3: cpu utilisation 142% of request, target 70%"
+	want := "New size: 3; reason: cpu resource utilization (percentage of request) above target"
 	if d.Desired != 3 || d.Message != want || d.Metric != "cpu 142% / 70%" {
 		t.Errorf("got %d %q %q, want 3 %q", d.Desired, d.Message, d.Metric, want)
 	}

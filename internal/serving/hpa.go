@@ -136,12 +136,12 @@ func ReconcileHPA(s HPASpec, hist HPAHistory, current int32, pods []ReplicaMetri
 		return d, h, nil
 	case current > s.MaxReplicas:
 		d.Desired, d.Reason = s.MaxReplicas, "TooManyReplicas"
-		d.Message = fmt.Sprintf("scaled from %d to %d: above maxReplicas", current, d.Desired)
+		d.Message = rescaleMessage(d.Desired, "Current number of replicas above Spec.MaxReplicas")
 		h.storeScaleEvent(s, current, d.Desired, now)
 		return d, h, nil
 	case current < s.MinReplicas:
 		d.Desired, d.Reason = s.MinReplicas, "TooFewReplicas"
-		d.Message = fmt.Sprintf("scaled from %d to %d: below minReplicas", current, d.Desired)
+		d.Message = rescaleMessage(d.Desired, "Current number of replicas below Spec.MinReplicas")
 		h.storeScaleEvent(s, current, d.Desired, now)
 		return d, h, nil
 	}
@@ -157,9 +157,33 @@ func ReconcileHPA(s HPASpec, hist HPAHistory, current int32, pods []ReplicaMetri
 	}
 	if d.Rescale() {
 		h.storeScaleEvent(s, current, d.Desired, now)
-		d.Message = fmt.Sprintf("scaled from %d to %d: %s", current, d.Desired, s.sentence(p.Utilization))
+		reason := "All metrics below target"
+		if p.Replicas > current {
+			reason = s.metricName() + " above target"
+		}
+		d.Message = rescaleMessage(d.Desired, reason)
 	}
 	return d, h, nil
+}
+
+// ConcurrencyMetricName is the Pods metric a concurrency target scales on
+// (the name internal/kube renders, kube.InflightMetric).
+const ConcurrencyMetricName = "petrel_inflight_requests"
+
+// rescaleMessage is the SuccessfulRescale event's message, worded as the
+// HPA controller's (reconcileAutoscaler in
+// pkg/controller/podautoscaler/horizontal.go).
+func rescaleMessage(size int32, reason string) string {
+	return fmt.Sprintf("New size: %d; reason: %s", size, reason)
+}
+
+// metricName names the metric as the HPA controller does in its events:
+// computeStatusForResourceMetricGeneric and computeStatusForPodsMetric.
+func (s HPASpec) metricName() string {
+	if s.Kind == MetricCPU {
+		return "cpu resource utilization (percentage of request)"
+	}
+	return "pods metric " + ConcurrencyMetricName
 }
 
 func (s HPASpec) describe(util int64) string {
@@ -169,12 +193,6 @@ func (s HPASpec) describe(util int64) string {
 	return fmt.Sprintf("concurrency %.2f / %.2f", float64(util)/1000, float64(s.Target)/1000)
 }
 
-func (s HPASpec) sentence(util int64) string {
-	if s.Kind == MetricCPU {
-		return fmt.Sprintf("cpu utilisation %d%% of request, target %d%%", util, s.Target)
-	}
-	return fmt.Sprintf("concurrency %.2f in-flight requests per replica, target %.2f", float64(util)/1000, float64(s.Target)/1000)
-}
 
 // normalize is normalizeDesiredReplicas, the path of an HPA without
 // behavior: stabilizeRecommendation (the highest recommendation not older

@@ -176,7 +176,7 @@ func TestServiceScalesUpUnderCPULoadAndDownAfterTheWindow(t *testing.T) {
 			msg = e.Message
 		}
 	}
-	if !strings.HasPrefix(msg, "scaled from 1 to ") || !strings.Contains(msg, "% of request, target 50%") {
+	if !strings.HasPrefix(msg, "New size: ") || !strings.HasSuffix(msg, "; reason: cpu resource utilization (percentage of request) above target") {
 		t.Errorf("rescale event %q does not say why", msg)
 	}
 	waitFor(t, s, 20*time.Second, "new replicas ready", func(st backend.Service) bool { return st.ReadyReplicas == st.DesiredReplicas })

@@ -360,7 +360,7 @@ spec:
 		`(document.querySelector('.chart[data-chart=scaling]')||{dataset:{}}).dataset.scalings >= 1`)
 	poll(t, bctx, 30*time.Second, "request rate and latency charts drawn",
 		`document.querySelector('.chart[data-chart=rate]') && document.querySelector('.chart[data-chart=latency]')`)
-	if got := eval[string](t, bctx, "document.querySelector('ul.scalings').innerText"); !strings.Contains(got, "scaled from 1 to") {
+	if got := eval[string](t, bctx, "document.querySelector('ul.scalings').innerText"); !strings.Contains(got, "New size: ") {
 		t.Errorf("scaling decisions listed: %q", got)
 	}
 	poll(t, bctx, 60*time.Second, "three ready replicas on the chart", `document.querySelector('.chart[data-chart=scaling]') && petrelCharts.scaling.data[4].at(-1) === 3`)
