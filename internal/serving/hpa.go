@@ -193,7 +193,6 @@ func (s HPASpec) describe(util int64) string {
 	return fmt.Sprintf("concurrency %.2f / %.2f", float64(util)/1000, float64(s.Target)/1000)
 }
 
-
 // normalize is normalizeDesiredReplicas, the path of an HPA without
 // behavior: stabilizeRecommendation (the highest recommendation not older
 // than DownscaleStabilization, this one included), then
