@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
@@ -168,7 +169,9 @@ func (e *Engine) worker() {
 		if shutdown {
 			return
 		}
+		start := time.Now()
 		e.reconcileJob(name)
+		jobSyncDuration.Observe(time.Since(start).Seconds())
 		e.queue.Done(name)
 	}
 }
@@ -198,3 +201,15 @@ func (e *Engine) changes(name string) <-chan struct{} {
 	}
 	return ch
 }
+
+// jobSyncDuration is how long one sync of a job takes, as the Job
+// controller's job_sync_duration_seconds.
+var jobSyncDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+	Name:    "petrel_job_sync_duration_seconds",
+	Help:    "Time of one sync of a job by the local engine's Job controller, in seconds.",
+	Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+})
+
+// Collectors returns the engine's own Prometheus metrics (reconcile
+// durations) for the server's /metrics.
+func (e *Engine) Collectors() []prometheus.Collector { return []prometheus.Collector{jobSyncDuration} }

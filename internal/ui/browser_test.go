@@ -333,6 +333,9 @@ spec:
 		if got := value(fams, "petrel_service_replicas", map[string]string{"service": "slow", "state": "ready"}); got != 1 {
 			t.Errorf("petrel_service_replicas{state=ready} = %v, want 1", got)
 		}
+		if got := value(fams, "petrel_job_sync_duration_seconds", nil); got < 0 {
+			t.Errorf("the engine's reconcile durations (petrel_job_sync_duration_seconds) are missing from /metrics")
+		}
 	})
 
 	// Four clients that each keep one slow request in flight: concurrency

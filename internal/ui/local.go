@@ -38,6 +38,10 @@ func ServeLocal(ctx context.Context, home string, src backend.Backend, gpus func
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(src, gpus), serving.LBCollector(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The engine's reconcile durations, when the source has them.
+	if c, ok := src.(interface{ Collectors() []prometheus.Collector }); ok {
+		reg.MustRegister(c.Collectors()...)
+	}
 	s, err := New(Options{Source: src, Token: tok, Target: "local", Gatherer: reg})
 	if err != nil {
 		return "", err
