@@ -115,6 +115,12 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	sealer, err := node.LoadSealer(filepath.Join(cfg.Home, node.KeyFile))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	st.sealer = sealer
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		cfg: cfg, store: st,
@@ -123,6 +129,7 @@ func New(cfg Config) (*Engine, error) {
 		queue: workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{Name: "jobs", Clock: cfg.Clock}),
 		ctx:   ctx, cancel: cancel,
 	}
+	e.node.Sealer = sealer
 	if err := e.load(); err != nil {
 		st.Close()
 		cancel()

@@ -152,7 +152,7 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 			// count (autoscaling resumes), as on Kubernetes.
 			rec := *st.rec
 			rec.Replicas = nil
-			if err := e.store.putRecord(ctx, "services", name, &rec); err != nil {
+			if err := e.putService(ctx, &rec); err != nil {
 				return "", fmt.Errorf("record service %q: %w", name, err)
 			}
 			st.rec = &rec
@@ -170,7 +170,7 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 			return "", err
 		}
 		st.rec = &rec
-		if err := e.store.putRecord(ctx, "services", name, st.rec); err != nil {
+		if err := e.putService(ctx, st.rec); err != nil {
 			return "", fmt.Errorf("record service %q: %w", name, err)
 		}
 		return "configured", nil
@@ -180,7 +180,7 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 	if err != nil {
 		return "", err
 	}
-	if err := e.store.putRecord(ctx, "services", name, rec); err != nil {
+	if err := e.putService(ctx, rec); err != nil {
 		st.svc.Delete(context.Background()) //nolint:errcheck
 		return "", fmt.Errorf("record service %q: %w", name, err)
 	}
@@ -196,6 +196,9 @@ func (e *Engine) loadServices() error {
 		r := &serviceRecord{}
 		if err := json.Unmarshal(b, r); err != nil {
 			return err
+		}
+		if err := e.store.open(r.Spec.Env); err != nil {
+			return fmt.Errorf("service %s: %w", r.Name, err)
 		}
 		recs = append(recs, r)
 		return nil
@@ -243,9 +246,16 @@ func (e *Engine) loadServices() error {
 			continue
 		}
 		e.services[rec.Name] = st
-		_ = e.store.putRecord(e.ctx, "services", rec.Name, rec)
+		_ = e.putService(e.ctx, rec)
 	}
 	return nil
+}
+
+// putService stores a service's desired state, secret values sealed.
+func (e *Engine) putService(ctx context.Context, rec *serviceRecord) error {
+	sealed := *rec
+	sealed.Spec.Env = e.store.sealer.SealEnv(rec.Spec.Env)
+	return e.store.putRecord(ctx, "services", rec.Name, &sealed)
 }
 
 // detachServices stops every service's controller and load balancer
@@ -319,7 +329,7 @@ func (e *Engine) scaleService(ctx context.Context, name string, replicas int32) 
 		return err
 	}
 	st.rec.Replicas = &replicas
-	return e.store.putRecord(ctx, "services", name, st.rec)
+	return e.putService(ctx, st.rec)
 }
 
 // deleteService drains and stops the replicas, then forgets the service.

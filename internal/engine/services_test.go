@@ -256,3 +256,63 @@ func TestServiceHistorySurvivesAServerRestart(t *testing.T) {
 		t.Fatalf("events after restart %+v, want the earlier ones kept (%+v)", after.Events, before.Events)
 	}
 }
+
+// No secret value is at rest in clear text anywhere under PETREL_HOME —
+// state.db (and its WAL), shim.json of job attempts and service replicas —
+// neither while the workloads run nor after they are deleted, and
+// state.db is its owner's only.
+func TestNoSecretValueIsStoredInClearText(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is needed")
+	}
+	const secret = "tok-7f3a9c21e5b84d"
+	e := newEngine(t, 0)
+	home := e.cfg.Home
+	// The workloads check hashes, so the spec itself holds no secret.
+	const tokenSHA, urlSHA = "e3498e1921b707371b5d48b9b050c527ecca994474a31e76e1f15da66559356d", "a6fdbd567491649c86b66ecd2c699710e714fae082d1690f9f5aa10d6af64119"
+	check := `test "$(printf %s "$TOKEN" | sha256sum | cut -c1-64)" = ` + tokenSHA
+	j := job("secret-job", "sh", "-c", check+` && test "$(printf %s "$URL" | sha256sum | cut -c1-64)" = `+urlSHA+` && echo token-ok`)
+	j.Spec.Env = []v1alpha1.EnvVar{{Name: "TOKEN", Value: secret, Secret: true}, {Name: "URL", Value: "https://u:$(TOKEN)@host"}}
+	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
+		Metadata: v1alpha1.ObjectMeta{Name: "secret-svc"},
+		Spec: v1alpha1.InferenceServiceSpec{
+			PodTemplate: v1alpha1.PodTemplate{
+				Command:                       []string{"sh", "-c", check + ` && exec python3 -m http.server $(PORT) --bind 127.0.0.1`},
+				Env:                           []v1alpha1.EnvVar{{Name: "TOKEN", Value: secret, Secret: true}},
+				TerminationGracePeriodSeconds: ptr(int64(1)),
+			},
+			Port: 8080, Replicas: ptr(int32(1)),
+			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+		}}
+	if _, err := e.Apply(context.Background(), docsOf(t.TempDir(), j, svc)); err != nil {
+		t.Fatal(err)
+	}
+	got := waitJob(t, e, "secret-job", 20*time.Second, finished)
+	if got.Phase != backend.JobComplete {
+		t.Fatalf("the job did not see its secret: %s %+v", got.Phase, got.Attempts)
+	}
+	waitService(t, e, "secret-svc", 30*time.Second, "the replica, which checks its secret, is ready", func(s backend.Service) bool { return s.ReadyReplicas == 1 })
+	grep := func(when string) {
+		t.Helper()
+		_ = filepath.Walk(home, func(p string, info os.FileInfo, err error) error {
+			if err != nil || info.IsDir() || info.Mode()&os.ModeType != 0 {
+				return nil
+			}
+			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s: %s holds the secret in clear text", when, p)
+			}
+			return nil
+		})
+	}
+	grep("while running")
+	if st, err := os.Stat(filepath.Join(home, "state.db")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("state.db mode %v (%v), want 0600", st.Mode().Perm(), err)
+	}
+	if err := e.Delete(context.Background(), backend.Ref{Kind: "service", Name: "secret-svc"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Delete(context.Background(), backend.Ref{Kind: "job", Name: "secret-job"}); err != nil {
+		t.Fatal(err)
+	}
+	grep("after delete")
+}

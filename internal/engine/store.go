@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver
 
+	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/engine/node"
 )
 
 // store is the engine's state in SQLite (WAL mode): jobs, attempts,
@@ -18,6 +21,10 @@ import (
 // a restarted server reads back exactly what it knew.
 type store struct {
 	db *sql.DB
+	// sealer, when set, seals secret env values in the records it writes
+	// and opens them in the records it reads: state.db holds no secret in
+	// clear text.
+	sealer *node.Sealer
 }
 
 const schema = `
@@ -61,7 +68,9 @@ CREATE TABLE IF NOT EXISTS service_status (
 `
 
 func openStore(path string) (*store, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)")
+	// secure_delete: a deleted record's bytes are overwritten, not left in
+	// free pages.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=secure_delete(ON)")
 	if err != nil {
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
@@ -69,6 +78,13 @@ func openStore(path string) (*store, error) {
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialise state database %s: %w", path, err)
+	}
+	// Owner only, as the directory: the database and its WAL files.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("restrict %s to its owner: %w", f, err)
+		}
 	}
 	return &store{db: db}, nil
 }
@@ -83,6 +99,11 @@ func unixNano(t *time.Time) any {
 }
 
 func (s *store) putJob(ctx context.Context, r *jobRecord) error {
+	if s.sealer != nil {
+		sealed := *r
+		sealed.Spec.Env = s.sealer.SealEnv(r.Spec.Env)
+		r = &sealed
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -187,6 +208,9 @@ func (s *store) eachJob(ctx context.Context, f jobFilter, each func(*jobRecord) 
 		if err := json.Unmarshal([]byte(b), r); err != nil {
 			return fmt.Errorf("decode job record: %w", err)
 		}
+		if err := s.open(r.Spec.Env); err != nil {
+			return fmt.Errorf("job %s: %w", r.Name, err)
+		}
 		r.Attempts = nil
 		if err := each(r); err != nil {
 			return err
@@ -235,6 +259,14 @@ func (s *store) finishedWithTTL(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
+// open opens the sealed secret values of env in place.
+func (s *store) open(env []v1alpha1.EnvVar) error {
+	if s.sealer == nil {
+		return nil
+	}
+	return s.sealer.OpenEnv(env)
+}
+
 // getJob reads one job with its attempts; ok is false when there is none.
 func (s *store) getJob(ctx context.Context, name string) (*jobRecord, bool, error) {
 	var b string
@@ -248,6 +280,9 @@ func (s *store) getJob(ctx context.Context, name string) (*jobRecord, bool, erro
 	r := &jobRecord{}
 	if err := json.Unmarshal([]byte(b), r); err != nil {
 		return nil, false, fmt.Errorf("decode job record: %w", err)
+	}
+	if err := s.open(r.Spec.Env); err != nil {
+		return nil, false, fmt.Errorf("job %s: %w", name, err)
 	}
 	r.Attempts = nil
 	err = s.eachAttempt(ctx, `SELECT job, record FROM attempts WHERE job = ? ORDER BY idx`, []any{name}, func(_ string, a backend.Attempt) {

@@ -29,6 +29,9 @@ type Node struct {
 	limitsErr error
 	// GPUs are the machine's devices, handed out whole and exclusively.
 	GPUs *Allocator
+	// Sealer, when set, seals secret values in each pod's shim.json; the
+	// shim opens them with the key file just before it starts the workload.
+	Sealer *Sealer
 
 	spareMu sync.Mutex // guards spare and closed
 	spare   *spareShim
@@ -124,6 +127,7 @@ func (n *Node) Prepare(p PodSpec) (*ShimConfig, error) {
 		final = append(final, kv[0]+"="+kv[1])
 	}
 	cfg := &ShimConfig{Argv: argv, Env: final, Dir: wd, Display: v1alpha1.MaskSecretValues(argv[0], t.Env)}
+	n.seal(cfg, t.Env)
 	if n.limitsErr == nil {
 		// Every pod gets a cgroup, limits or not, so all of its processes
 		// can be found and killed when it ends.
@@ -209,4 +213,41 @@ func LookPath(name, wd, pathEnv string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+}
+
+// seal replaces every env value and argv element that holds a secret
+// value (the variable itself or one that $(VAR)-references it) with its
+// sealed form, so shim.json holds no secret in clear text.
+func (n *Node) seal(cfg *ShimConfig, env []v1alpha1.EnvVar) {
+	if n.Sealer == nil {
+		return
+	}
+	var secrets []string
+	for _, e := range env {
+		if e.Secret && e.Value != "" {
+			secrets = append(secrets, e.Value)
+		}
+	}
+	if len(secrets) == 0 {
+		return
+	}
+	holds := func(s string) bool {
+		for _, v := range secrets {
+			if strings.Contains(s, v) {
+				return true
+			}
+		}
+		return false
+	}
+	for i, kv := range cfg.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && holds(v) {
+			cfg.Env[i] = k + "=" + n.Sealer.Seal(v)
+		}
+	}
+	for i, a := range cfg.Argv {
+		if holds(a) {
+			cfg.Argv[i] = n.Sealer.Seal(a)
+		}
+	}
+	cfg.KeyFile = n.Sealer.Path()
 }

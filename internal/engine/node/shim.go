@@ -40,6 +40,33 @@ type ShimConfig struct {
 	Cgroup string `json:"cgroup,omitempty"`
 	// Display is argv[0] as petrel may print it (secret values masked).
 	Display string `json:"display,omitempty"`
+	// KeyFile opens the sealed values of Env and Argv (see Sealer).
+	KeyFile string `json:"keyFile,omitempty"`
+}
+
+// open replaces sealed values in cfg with their clear text, in memory.
+func (cfg *ShimConfig) open() error {
+	if cfg.KeyFile == "" {
+		return nil
+	}
+	s, err := LoadSealer(cfg.KeyFile)
+	if err != nil {
+		return err
+	}
+	for i, kv := range cfg.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			if v, err = s.Open(v); err != nil {
+				return err
+			}
+			cfg.Env[i] = k + "=" + v
+		}
+	}
+	for i, a := range cfg.Argv {
+		if cfg.Argv[i], err = s.Open(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ShimPids identifies the shim and workload processes (DIR/pids.json).
@@ -86,6 +113,9 @@ func RunShim(dir string) error {
 	}
 	status := ShimStatus{Started: time.Now()}
 	log, err := os.OpenFile(filepath.Join(dir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err == nil {
+		err = cfg.open()
+	}
 	if err != nil {
 		status.StartError = err.Error()
 		status.ExitCode = 128
