@@ -10,7 +10,9 @@ import (
 )
 
 // Validate checks each document's fields and the documents together
-// (unique names per kind, mounts of declared volumes). Volumes that already
+// (unique names per kind, mounts of declared volumes). A Volume declared
+// twice identically (train.yaml and serve.yaml both declare the volume
+// they share) is one declaration; see MergeIdentical. Volumes that already
 // exist on the target may be named in known; mounts of them are accepted.
 // It returns an ErrorList or nil.
 func Validate(docs []*Document, known ...string) error {
@@ -26,11 +28,18 @@ func validate(docs []*Document, known []string, checkMounts bool) error {
 	seen := map[string]*Document{}
 	for _, d := range docs {
 		key := d.Object.GetKind() + "/" + d.Object.GetName()
-		if prev, ok := seen[key]; ok {
+		if prev, ok := seen[key]; ok && !sameDeclaration(prev, d) {
+			if _, vol := d.Object.(*v1alpha1.Volume); vol {
+				errs = append(errs, d.errAt("spec", fmt.Sprintf("declare it the same way in both places (identical declarations are one volume), or rename one; the first is at %s:%d", prev.File, prev.PosOf("metadata.name").Line),
+					"Volume %q is declared twice, differently", d.Object.GetName()))
+				continue
+			}
 			errs = append(errs, d.errAt("metadata.name", fmt.Sprintf("rename one; the first is at %s:%d", prev.File, prev.PosOf("metadata.name").Line),
 				"duplicate %s name %q", d.Object.GetKind(), d.Object.GetName()))
 		}
-		seen[key] = d
+		if _, ok := seen[key]; !ok {
+			seen[key] = d
+		}
 		if v, ok := d.Object.(*v1alpha1.Volume); ok {
 			declared[v.Metadata.Name] = true
 		}
