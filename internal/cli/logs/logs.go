@@ -10,6 +10,7 @@ import (
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/cli/factory"
 	"github.com/petrel-dev/petrel/internal/cli/get"
+	"github.com/petrel-dev/petrel/internal/cli/printers"
 )
 
 // Options holds everything logs needs.
@@ -53,5 +54,11 @@ func (o *Options) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return b.Logs(ctx, o.Ref, o.Opts, o.IO.Out)
+	err = b.Logs(ctx, o.Ref, o.Opts, o.IO.Out)
+	if ctx.Err() != nil {
+		// Ctrl-C on logs -f is how one stops following: no error message,
+		// and the status a shell gives a command ended by SIGINT.
+		return &printers.ExitError{Code: 130}
+	}
+	return err
 }

@@ -41,7 +41,7 @@ func NewCmd(f *factory.Factory, runF func(context.Context, *Options) error) *cob
 		Long: `Create the TrainingJob (and the Volumes) in FILE, stream every attempt's
 output prefixed with its attempt number, and exit 0 when the job completes,
 1 with the reason when it fails. A job that finished earlier is run again;
-Ctrl-C detaches (the job keeps running).`,
+Ctrl-C detaches with exit code 130 (the job keeps running).`,
 		Example: `  petrel train -f examples/digits/train.yaml
   petrel train -f train.yaml --detach`,
 		Args: cobra.NoArgs,
@@ -99,7 +99,8 @@ func Run(ctx context.Context, opts *Options) error {
 
 // Follow streams a job's logs to out and its state changes to errOut until
 // it finishes. It returns nil when the job completes and an *ExitError
-// (code 1) with the reason when it fails; on ctx cancel it detaches. When
+// (code 1) with the reason when it fails; on ctx cancel (Ctrl-C) it
+// detaches and returns an *ExitError of code 130 saying the job runs on. When
 // the server goes away meanwhile (a crash, server stop) it reconnects —
 // the client starts a new server, which re-adopts the job — and resumes
 // without repeating output lines.
@@ -137,8 +138,9 @@ func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name 
 		}
 		if ctx.Err() != nil {
 			stopLogs()
-			fmt.Fprintf(io.ErrOut, "\npetrel: detached; job %s keeps running (petrel logs %s -f)\n", name, name)
-			return nil
+			// Exit 130 (128 + SIGINT), so `petrel train … && petrel serve …`
+			// does not go on with a model that is not written yet.
+			return &printers.ExitError{Code: 130, Msg: fmt.Sprintf("interrupted: job %s keeps running; follow it with petrel logs %s -f, stop it with petrel delete job %s", name, name, name)}
 		}
 		if last.Finished() && last.Active == 0 {
 			// Let the log stream drain what the last attempt wrote.
