@@ -314,3 +314,27 @@ func TestLogsOfAReplicaThatDoesNotExistFails(t *testing.T) {
 	}
 	e.must("logs", "service/reader", "--replica", "0")
 }
+
+func TestDiagnoseOfPodsAndSpecFiles(t *testing.T) {
+	e := newEnv(t)
+	p := e.write("fail.yaml", "apiVersion: petrel.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: fails}\nspec: {command: [sh, -c, 'echo boom; exit 3'], backoffLimit: 0}\n")
+	if r := e.petrel("train", "-f", p); r.code != 1 {
+		t.Fatalf("train: exit %d\n%s", r.code, r.stderr)
+	}
+	r := e.petrel("diagnose", "pod/fails-0")
+	if r.code != 0 || !strings.Contains(r.stderr, "belongs to job/fails") || !strings.Contains(r.stdout, "exit") {
+		t.Errorf("diagnose pod/fails-0: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	r = e.petrel("diagnose", "pod/nothing-0")
+	if r.code == 0 || strings.Count(r.stderr, "diagnose pod/nothing-0") != 1 {
+		t.Errorf("diagnose pod/nothing-0: exit %d, stderr %q (the prefix once)", r.code, r.stderr)
+	}
+	r = e.petrel("diagnose", "-f", p)
+	if r.code != 0 || strings.Contains(r.stdout, "No problems found") || !strings.Contains(r.stdout, "job/fails") && !strings.Contains(r.stdout, "TrainingJob/fails") {
+		t.Errorf("diagnose -f: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	r = e.petrel("diagnose", "--from-file", p)
+	if r.code == 0 || !strings.Contains(r.stderr, "is a petrel spec") {
+		t.Errorf("diagnose --from-file SPEC: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
