@@ -129,6 +129,9 @@ func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name 
 		}()
 		for j := range watch {
 			last = j
+			if settling(&j) {
+				continue
+			}
 			if line := stateLine(&j); line != lastLine {
 				out.mu.Lock()
 				fmt.Fprintf(io.ErrOut, "petrel: %s\n", line)
@@ -229,6 +232,15 @@ func (d *dedupWriter) Write(p []byte) (int, error) {
 		}
 		d.partial = d.partial[i+1:]
 	}
+}
+
+// settling reports whether j is between an attempt that succeeded and the
+// job's Complete condition: the local engine reports that moment as
+// Pending, which is not news to print (batch/v1 goes from one to the other
+// in one sync).
+func settling(j *backend.Job) bool {
+	n := len(j.Attempts)
+	return j.Phase == backend.JobPending && j.Active == 0 && n > 0 && j.Attempts[n-1].Phase == "Succeeded"
 }
 
 // stateLine summarises a job's state for the live status line.
