@@ -230,17 +230,29 @@ func filesOf(docs []*spec.Document) []SpecFile {
 	return files
 }
 
+// shellEnv returns this process's values of spec.ShellEnvVars: the CLI
+// runs in the user's shell, so they are the shell's.
+func shellEnv() map[string]string {
+	env := map[string]string{}
+	for _, k := range spec.ShellEnvVars {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
 // Apply implements backend.Backend.
 func (c *Client) Apply(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
 	var out []backend.Applied
-	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs)}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs), ShellEnv: shellEnv()}, &out)
 	return out, err
 }
 
 // ApplyReplace is Apply that re-runs finished jobs (petrel train).
 func (c *Client) ApplyReplace(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
 	var out []backend.Applied
-	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs), Replace: true}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs), Replace: true, ShellEnv: shellEnv()}, &out)
 	return out, err
 }
 

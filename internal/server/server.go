@@ -58,6 +58,11 @@ type SpecFile struct {
 type ApplyRequest struct {
 	Files   []SpecFile `json:"files"`
 	Replace bool       `json:"replace"`
+	// ShellEnv holds the client's values of spec.ShellEnvVars (unset ones
+	// left out); the server puts them on every document
+	// (spec.Document.ShellEnv) for the engine to record with the job.
+	// Optional: older clients send none.
+	ShellEnv map[string]string `json:"shellEnv,omitempty"`
 }
 
 // Server serves an Engine on a unix socket.
@@ -212,6 +217,11 @@ func (s *Server) routes() http.Handler {
 				return
 			}
 			docs = append(docs, d...)
+		}
+		if len(req.ShellEnv) > 0 {
+			for _, d := range docs {
+				d.ShellEnv = req.ShellEnv
+			}
 		}
 		docs = spec.MergeIdentical(docs)
 		if len(errs) == 0 {

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,8 +19,15 @@ import (
 // on the nil embedded Backend.
 type fakeEngine struct {
 	backend.Backend
-	scaled []int32
+	scaled  []int32
+	applied []*spec.Document
 }
+
+func (f *fakeEngine) Apply(_ context.Context, docs []*spec.Document) ([]backend.Applied, error) {
+	f.applied = docs
+	return nil, nil
+}
+func (f *fakeEngine) ListVolumes(context.Context) ([]backend.VolumeStatus, error) { return nil, nil }
 
 func (f *fakeEngine) ApplyReplace(context.Context, []*spec.Document) ([]backend.Applied, error) {
 	return nil, nil
@@ -76,5 +85,29 @@ func TestLogsOfAReplicaTheServiceDoesNotHaveIsNotFound(t *testing.T) {
 	}
 	if code, _ := request(t, h, http.MethodGet, "/v1/objects/service/web/logs?replica=-1"); code != http.StatusOK {
 		t.Errorf("every replica: %d", code)
+	}
+}
+
+func TestApplyHandsTheShellEnvironmentToTheEngineAndMergesSharedVolumes(t *testing.T) {
+	eng := &fakeEngine{}
+	h := (&Server{eng: eng}).routes()
+	vol := "apiVersion: petrel.dev/v1alpha1\nkind: Volume\nmetadata: {name: shared}\nspec: {size: 1Gi}\n"
+	job := vol + "---\napiVersion: petrel.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: j}\nspec: {command: [python3, t.py], volumes: [{name: shared, mountPath: /m}]}\n"
+	body, _ := json.Marshal(ApplyRequest{
+		Files:    []SpecFile{{Path: "/x/train.yaml", Dir: "/x", Data: []byte(job)}, {Path: "/x/serve.yaml", Dir: "/x", Data: []byte(vol)}},
+		ShellEnv: map[string]string{"PATH": "/venv/bin:/usr/bin", "VIRTUAL_ENV": "/venv"},
+	})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/apply", bytes.NewReader(body)))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if len(eng.applied) != 2 {
+		t.Fatalf("engine got %d documents, want the volume once and the job", len(eng.applied))
+	}
+	for _, d := range eng.applied {
+		if d.ShellEnv["VIRTUAL_ENV"] != "/venv" || d.ShellEnv["PATH"] != "/venv/bin:/usr/bin" {
+			t.Errorf("%s/%s: ShellEnv %v", d.Object.GetKind(), d.Object.GetName(), d.ShellEnv)
+		}
 	}
 }

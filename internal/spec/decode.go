@@ -78,6 +78,13 @@ type Document struct {
 	// file's documents), so a client can send the spec to a server that
 	// parses and validates it again.
 	FileData []byte
+	// ShellEnv is the environment of the shell that submitted the spec,
+	// as far as it decides which programs a command finds (see
+	// ShellEnvVars): a job started from an activated virtualenv runs its
+	// python. Set by the local server from the apply request; nil when
+	// the client sent none. It is not part of the spec: a changed shell
+	// does not change a job.
+	ShellEnv map[string]string
 	// pos maps a field path to its position, for validation errors.
 	pos map[string]Position
 }

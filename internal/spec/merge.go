@@ -46,3 +46,9 @@ func MergeIdentical(docs []*Document) []*Document {
 	}
 	return out
 }
+
+// ShellEnvVars are the variables of the submitting shell recorded with a
+// local workload: where programs are found (PATH) and the Python
+// environment a user activated (virtualenv's VIRTUAL_ENV, conda's
+// CONDA_PREFIX and CONDA_DEFAULT_ENV).
+var ShellEnvVars = []string{"PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV"}
