@@ -96,6 +96,9 @@ const (
 	JobRunning  = "Running"
 	JobComplete = "Complete"
 	JobFailed   = "Failed"
+	// JobSuspended is a Job with spec.suspend true that has not finished,
+	// as kubectl get jobs shows it (a Kueue-managed Job starts suspended).
+	JobSuspended = "Suspended"
 )
 
 // Job condition reasons, as the batch/v1 Job controller sets them.
@@ -119,9 +122,11 @@ const (
 
 // Job is a training job's observed state.
 type Job struct {
-	Name      string                   `json:"name"`
-	Namespace string                   `json:"namespace,omitempty"`
-	Spec      v1alpha1.TrainingJobSpec `json:"spec"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	// Labels are the object's metadata.labels (for get -l and --show-labels).
+	Labels map[string]string        `json:"labels,omitempty"`
+	Spec   v1alpha1.TrainingJobSpec `json:"spec"`
 	// Phase is Pending, Running, Complete or Failed.
 	Phase          string      `json:"phase"`
 	Conditions     []Condition `json:"conditions,omitempty"`
@@ -203,9 +208,11 @@ type VolumeStatus struct {
 
 // Service is an inference service's observed state.
 type Service struct {
-	Name      string                        `json:"name"`
-	Namespace string                        `json:"namespace,omitempty"`
-	Spec      v1alpha1.InferenceServiceSpec `json:"spec"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	// Labels are the object's metadata.labels (for get -l and --show-labels).
+	Labels map[string]string             `json:"labels,omitempty"`
+	Spec   v1alpha1.InferenceServiceSpec `json:"spec"`
 	// URL is the stable endpoint, e.g. http://127.0.0.1:8080.
 	URL             string      `json:"url"`
 	DesiredReplicas int32       `json:"desiredReplicas"`

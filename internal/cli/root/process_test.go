@@ -338,3 +338,36 @@ func TestDiagnoseOfPodsAndSpecFiles(t *testing.T) {
 		t.Errorf("diagnose --from-file SPEC: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+func TestGetHabits(t *testing.T) {
+	e := newEnv(t)
+	one := e.write("one.yaml", "apiVersion: petrel.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: one, labels: {team: vision}}\nspec: {command: [sh, -c, 'echo loss=1'], backoffLimit: 1}\n")
+	two := e.write("two.yaml", "apiVersion: petrel.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: two}\nspec: {command: ['true']}\n")
+
+	w := e.start("get", "jobs", "-w")
+	e.must("train", "-f", one)
+	e.must("train", "-f", two)
+	w.waitOut(t, "Complete")
+	if r := w.stop(t, syscall.SIGINT); r.code != 130 || !strings.Contains(r.stdout, "two") {
+		t.Errorf("get -w: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+
+	if r := e.must("get", "jobs", "one", "two", "-o", "name"); r.stdout != "job/one\njob/two\n" {
+		t.Errorf("-o name of two names: %q", r.stdout)
+	}
+	if r := e.must("get", "job/one", "-o", "jsonpath={.status.phase}"); r.stdout != "Complete\n" {
+		t.Errorf("jsonpath: %q", r.stdout)
+	}
+	y := e.must("get", "jobs", "one", "-o", "yaml").stdout
+	if !strings.Contains(y, "kind: TrainingJob") || !strings.Contains(y, "apiVersion: petrel.dev/v1alpha1") {
+		t.Fatalf("-o yaml:\n%s", y)
+	}
+	// What get -o yaml prints applies again, as kubectl's output does.
+	if r := e.petrelIn(y, "apply", "-f", "-"); r.code != 0 || !strings.Contains(r.stdout, "trainingjob/one unchanged") {
+		t.Errorf("apply of get -o yaml: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	list := e.must("get", "jobs", "-o", "yaml").stdout
+	if r := e.petrelIn(list, "apply", "-f", "-"); r.code != 0 || !strings.Contains(r.stdout, "trainingjob/two unchanged") {
+		t.Errorf("apply of a List: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
