@@ -79,6 +79,14 @@ type LogOptions struct {
 	Attempt int  `json:"attempt"` // -1 = all
 	Replica int  `json:"replica"` // -1 = all
 	Follow  bool `json:"follow"`
+	// Timestamps prefixes each line with the RFC 3339 time it was written,
+	// SinceSeconds keeps lines of the last N seconds, and Previous reads a
+	// service replica's previous (crashed) container, as core/v1
+	// PodLogOptions. Backends that do not record log times (the local
+	// engine) return an error naming the option.
+	Timestamps   bool  `json:"timestamps,omitempty"`
+	SinceSeconds int64 `json:"sinceSeconds,omitempty"`
+	Previous     bool  `json:"previous,omitempty"`
 }
 
 // Condition mirrors batch/v1 JobCondition / metav1.Condition.

@@ -332,6 +332,14 @@ func objectPath(ref backend.Ref) string {
 
 // Logs implements backend.Backend.
 func (c *Client) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOptions, w io.Writer) error {
+	switch {
+	case opts.Timestamps:
+		return fmt.Errorf("--timestamps: the local engine does not record when each log line was written (it does on --target kubernetes)")
+	case opts.SinceSeconds > 0:
+		return fmt.Errorf("--since: the local engine does not record when each log line was written (it does on --target kubernetes); use --tail")
+	case opts.Previous && ref.Kind == "service":
+		return fmt.Errorf("--previous: the local engine keeps one log per replica, across its restarts: petrel logs %s/%s --replica N shows them all", ref.Kind, ref.Name)
+	}
 	q := url.Values{}
 	q.Set("attempt", strconv.Itoa(opts.Attempt))
 	q.Set("replica", strconv.Itoa(opts.Replica))

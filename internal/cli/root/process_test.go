@@ -313,6 +313,12 @@ func TestLogsOfAReplicaThatDoesNotExistFails(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	e.must("logs", "service/reader", "--replica", "0")
+	d := e.must("describe", "service", "reader").stdout
+	for _, want := range []string{"Autoscaling: off", "Resources:  <none>", "Readiness:  http-get / delay=0s timeout=1s period=1s #success=1 #failure=3", "Liveness:   <none>"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("describe service lacks %q:\n%s", want, d)
+		}
+	}
 }
 
 func TestDiagnoseOfPodsAndSpecFiles(t *testing.T) {
@@ -369,5 +375,56 @@ func TestGetHabits(t *testing.T) {
 	list := e.must("get", "jobs", "-o", "yaml").stdout
 	if r := e.petrelIn(list, "apply", "-f", "-"); r.code != 0 || !strings.Contains(r.stdout, "trainingjob/two unchanged") {
 		t.Errorf("apply of a List: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestWaitLogsDescribeAndDeleteHabits(t *testing.T) {
+	e := newEnv(t)
+	mark := filepath.Join(e.dir, "ran-once")
+	p := e.write("retry.yaml", fmt.Sprintf(`apiVersion: petrel.dev/v1alpha1
+kind: Volume
+metadata: {name: scratch}
+spec: {size: 1Mi}
+---
+apiVersion: petrel.dev/v1alpha1
+kind: TrainingJob
+metadata: {name: retry}
+spec:
+  command: [sh, -c, 'if [ -e %s ]; then echo second; exit 0; fi; touch %s; echo first; exit 1']
+  backoffLimit: 1
+  volumes: [{name: scratch, mountPath: /scratch}]
+`, mark, mark))
+	e.must("apply", "-f", p)
+	if r := e.must("wait", "--for=condition=Complete", "job/retry", "--timeout=2m"); r.stdout != "job/retry condition met\n" {
+		t.Errorf("wait: %q", r.stdout)
+	}
+	if r := e.petrel("wait", "--for=condition=Failed", "job/retry", "--timeout=10s"); r.code != 1 || !strings.Contains(r.stderr, "will never be") {
+		t.Errorf("wait for Failed of a Complete job: exit %d, %q", r.code, r.stderr)
+	}
+
+	if r := e.must("logs", "retry", "--previous"); !strings.Contains(r.stdout, "first") || strings.Contains(r.stdout, "second") {
+		t.Errorf("logs --previous: %q", r.stdout)
+	}
+	if r := e.must("logs", "retry", "--tail", "1"); strings.TrimSpace(r.stdout) != "[attempt 1] second" {
+		t.Errorf("logs --tail 1: %q", r.stdout)
+	}
+	if r := e.petrel("logs", "retry", "--timestamps"); r.code == 0 || !strings.Contains(r.stderr, "does not record") {
+		t.Errorf("logs --timestamps locally: exit %d, %q", r.code, r.stderr)
+	}
+
+	if r := e.must("describe", "volume", "scratch"); !strings.Contains(r.stdout, "Mounted by:     job/retry at /scratch") || !strings.Contains(r.stdout, "Size:           1Mi") {
+		t.Errorf("describe volume:\n%s", r.stdout)
+	}
+
+	if r := e.must("delete", "-f", p); r.stdout != "job/retry deleted\nvolume/scratch deleted\n" {
+		t.Errorf("delete -f: %q", r.stdout)
+	}
+	two := e.write("two.yaml", "apiVersion: petrel.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: a}\nspec: {command: ['true']}\n---\napiVersion: petrel.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: b}\nspec: {command: ['true']}\n")
+	e.must("apply", "-f", two)
+	if r := e.must("delete", "jobs", "--all"); r.stdout != "job/a deleted\njob/b deleted\n" {
+		t.Errorf("delete --all: %q", r.stdout)
+	}
+	if r := e.petrel("get", "jobs"); !strings.Contains(r.stderr, "No jobs found") {
+		t.Errorf("after delete --all: %q %q", r.stdout, r.stderr)
 	}
 }
