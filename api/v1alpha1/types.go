@@ -194,6 +194,11 @@ type TrainingJobSpec struct {
 	// when an attempt is stopped (core/v1, default 30).
 	TerminationGracePeriodSeconds *int64           `yaml:"terminationGracePeriodSeconds,omitempty" json:"terminationGracePeriodSeconds,omitempty"`
 	SecurityContext               *SecurityContext `yaml:"securityContext,omitempty" json:"securityContext,omitempty"`
+	// Metrics names the metrics the job reports (as Katib's
+	// objective.additionalMetricNames): only NAME=number pairs with these
+	// names are metrics; other such output (say CUDA_VISIBLE_DEVICES=0)
+	// is not. Empty: every NAME=number pair is.
+	Metrics []string `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 }
 
 // GetKind implements Object.

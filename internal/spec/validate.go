@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -62,6 +63,9 @@ func validate(docs []*Document, known []string, checkMounts bool) error {
 	}
 	return nil
 }
+
+// metricName is a name Katib's stdout filter captures before "=".
+var metricName = regexp.MustCompile(`^[\w|-]+$`)
 
 func (d *Document) errAt(path, fix, format string, args ...any) *FieldError {
 	return &FieldError{File: d.File, Pos: d.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...), Fix: fix}
@@ -165,6 +169,16 @@ func (v *validator) workload(command []string, env []v1alpha1.EnvVar, res *v1alp
 func (v *validator) trainingJob(s *v1alpha1.TrainingJobSpec, declared map[string]bool) {
 	v.workload(s.Command, s.Env, &s.Resources, s.Volumes, declared)
 	v.securityContext(s.SecurityContext)
+	seenMetric := map[string]bool{}
+	for i, m := range s.Metrics {
+		if !metricName.MatchString(m) {
+			v.fail(fmt.Sprintf("spec.metrics[%d]", i), "a metric name is letters, digits, '_', '-' and '|', as the job prints it before '=' (Katib's stdout format)", "invalid metric name %q", m)
+		}
+		if seenMetric[m] {
+			v.fail(fmt.Sprintf("spec.metrics[%d]", i), "list each metric once", "duplicate metric %q", m)
+		}
+		seenMetric[m] = true
+	}
 	if s.BackoffLimit != nil && *s.BackoffLimit < 0 {
 		v.fail("spec.backoffLimit", "set 0 (no retries) or more; the Kubernetes default is 6", "negative backoffLimit %d", *s.BackoffLimit)
 	}

@@ -211,15 +211,15 @@ func Job(w io.Writer, j *backend.Job) {
 		}
 		t.Flush()
 	}
-	if len(j.LastMetrics) > 0 {
-		keys := make([]string, 0, len(j.LastMetrics))
-		for k := range j.LastMetrics {
+	if last := printers.NamedMetrics(j.LastMetrics, s.Metrics); len(last) > 0 {
+		keys := make([]string, 0, len(last))
+		for k := range last {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		fmt.Fprintln(w, "\nLast metrics:")
 		for _, k := range keys {
-			fmt.Fprintf(w, "  %s = %g\n", k, j.LastMetrics[k])
+			fmt.Fprintf(w, "  %s = %g\n", k, last[k])
 		}
 	}
 }

@@ -371,7 +371,7 @@ func jobCells(j *backend.Job, wide bool) []any {
 		if n := len(j.Attempts); n > 0 && len(j.Attempts[n-1].GPUs) > 0 {
 			gpus = strings.Join(j.Attempts[n-1].GPUs, ",")
 		}
-		row = append(row, orNone(reason), gpus, metricsSummary(j.LastMetrics))
+		row = append(row, orNone(reason), gpus, metricsSummary(printers.NamedMetrics(j.LastMetrics, j.Spec.Metrics)))
 	}
 	return row
 }

@@ -190,3 +190,18 @@ func YAMLDocument(w io.Writer, v any) error {
 	_, err = fmt.Fprintf(w, "---\n%s", b)
 	return err
 }
+
+// NamedMetrics returns the metrics of m that allowed names (a spec's
+// spec.metrics); all of m when allowed is empty.
+func NamedMetrics(m map[string]float64, allowed []string) map[string]float64 {
+	if len(allowed) == 0 {
+		return m
+	}
+	out := map[string]float64{}
+	for _, a := range allowed {
+		if v, ok := m[a]; ok {
+			out[a] = v
+		}
+	}
+	return out
+}

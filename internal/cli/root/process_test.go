@@ -428,3 +428,23 @@ spec:
 		t.Errorf("after delete --all: %q %q", r.stdout, r.stderr)
 	}
 }
+
+func TestMetricsOneRowPerStepWithTheSpecsNames(t *testing.T) {
+	e := newEnv(t)
+	p := e.write("m.yaml", `apiVersion: petrel.dev/v1alpha1
+kind: TrainingJob
+metadata: {name: m}
+spec:
+  command: [sh, -c, 'echo CUDA_VISIBLE_DEVICES=0; for i in 1 2 3; do echo "epoch=$i loss=0.$((9-i)) accuracy=0.$((5+i))"; done']
+  metrics: [epoch, loss, accuracy]
+`)
+	e.must("train", "-f", p)
+	r := e.must("metrics", "m")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[0], "epoch") || !strings.Contains(lines[0], "accuracy") || strings.Contains(r.stdout, "CUDA") {
+		t.Fatalf("metrics:\n%s", r.stdout)
+	}
+	if f := strings.Fields(lines[3]); strings.Join(f, " ") != "0 3 0.6 0.8" {
+		t.Errorf("last row %q, want attempt 0, epoch 3, loss 0.6, accuracy 0.8", lines[3])
+	}
+}
