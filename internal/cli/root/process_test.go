@@ -358,6 +358,14 @@ func TestGetHabits(t *testing.T) {
 		t.Errorf("get -w: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 
+	// Shell completion offers the jobs' names (cobra's __complete is what
+	// the bash, zsh and fish scripts call).
+	if r := e.must("__complete", "get", "jobs", ""); !strings.Contains(r.stdout, "one\ntwo\n") {
+		t.Errorf("completion of get jobs: %q", r.stdout)
+	}
+	if r := e.must("__complete", "logs", "job/t"); !strings.Contains(r.stdout, "job/two\n") || strings.Contains(r.stdout, "job/one") {
+		t.Errorf("completion of logs job/t: %q", r.stdout)
+	}
 	if r := e.must("get", "jobs", "one", "two", "-o", "name"); r.stdout != "job/one\njob/two\n" {
 		t.Errorf("-o name of two names: %q", r.stdout)
 	}
