@@ -447,6 +447,9 @@ spec:
   metrics: [epoch, loss, accuracy]
 `)
 	e.must("train", "-f", p)
+	if r := e.must("train", "-f", p); !strings.Contains(r.stderr, "job m ran before (Complete, 1 attempt(s)); this run replaces it, with its logs and metrics") {
+		t.Errorf("a re-run does not say it replaces the last run:\n%s", r.stderr)
+	}
 	r := e.must("metrics", "m")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 4 || !strings.Contains(lines[0], "epoch") || !strings.Contains(lines[0], "accuracy") || strings.Contains(r.stdout, "CUDA") {

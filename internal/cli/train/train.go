@@ -79,6 +79,11 @@ func Run(ctx context.Context, opts *Options) error {
 		return err
 	}
 	var applied []backend.Applied
+	if prev, err := b.GetJob(ctx, job.Metadata.Name); err == nil && prev.Finished() {
+		// The re-run replaces the record: say so before it is gone.
+		fmt.Fprintf(opts.IO.ErrOut, "petrel: job %s ran before (%s, %d attempt(s)); this run replaces it, with its logs and metrics\n",
+			prev.Name, prev.Phase, len(prev.Attempts))
+	}
 	if r, ok := b.(replacer); ok {
 		applied, err = r.ApplyReplace(ctx, docs)
 	} else {
