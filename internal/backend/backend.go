@@ -154,6 +154,9 @@ type Job struct {
 	Notes []string `json:"notes,omitempty"`
 	// LastMetrics is the latest value of each reported metric.
 	LastMetrics map[string]float64 `json:"lastMetrics,omitempty"`
+	// ShellEnv is the submitting shell's environment the job runs with
+	// (spec.ShellEnvVars, from spec.Document.ShellEnv); local engine only.
+	ShellEnv map[string]string `json:"shellEnv,omitempty"`
 }
 
 // Finished reports whether the job has a Complete or Failed condition.

@@ -151,6 +151,20 @@ func Job(w io.Writer, j *backend.Job) {
 	if len(s.Env) > 0 {
 		fmt.Fprintf(w, "Env:            %s\n", Env(s.Env))
 	}
+	if len(j.ShellEnv) > 0 {
+		keys := make([]string, 0, len(j.ShellEnv))
+		for k := range j.ShellEnv {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for i, k := range keys {
+			label := "Shell env:      "
+			if i > 0 {
+				label = "                "
+			}
+			fmt.Fprintf(w, "%s%s=%s\n", label, k, j.ShellEnv[k])
+		}
+	}
 	fmt.Fprintf(w, "Resources:      %s\n", Resources(s.Resources))
 	for _, m := range s.Volumes {
 		ro := ""
