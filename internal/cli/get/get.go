@@ -173,9 +173,10 @@ func watch(ctx context.Context, b backend.Backend, kind string, opts *Options, s
 	if every <= 0 {
 		every = time.Second
 	}
+	headers := headersOf(kind, opts)
 	last := map[string]string{}
 	for _, r := range rows {
-		last[r.obj.Metadata.Name] = fmt.Sprint(r.cells...)
+		last[r.obj.Metadata.Name] = changeKey(headers, r.cells)
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -194,7 +195,7 @@ func watch(ctx context.Context, b backend.Backend, kind string, opts *Options, s
 		}
 		var changed []row
 		for _, r := range rows {
-			key := fmt.Sprint(r.cells...)
+			key := changeKey(headers, r.cells)
 			if last[r.obj.Metadata.Name] != key {
 				changed = append(changed, r)
 				last[r.obj.Metadata.Name] = key
@@ -226,6 +227,20 @@ func watch(ctx context.Context, b backend.Backend, kind string, opts *Options, s
 			}
 		}
 	}
+}
+
+// changeKey is what a watch compares to decide that an object changed: its
+// cells without the ones that change with the clock (AGE, DURATION), so a
+// row is printed again when its state changes, as kubectl get -w does.
+func changeKey(headers []string, cells []any) string {
+	var b strings.Builder
+	for i, c := range cells {
+		if i < len(headers) && (headers[i] == "AGE" || headers[i] == "DURATION") {
+			continue
+		}
+		fmt.Fprintf(&b, "%v\x00", c)
+	}
+	return b.String()
 }
 
 func headersOf(kind string, opts *Options) []string {

@@ -79,3 +79,14 @@ func TestSeveralNamesJSONPathAndKubernetesShape(t *testing.T) {
 		t.Errorf("a list is not a List:\n%s", y)
 	}
 }
+
+func TestAWatchIgnoresCellsThatChangeWithTheClock(t *testing.T) {
+	h := []string{"NAME", "STATUS", "ATTEMPTS", "FAILURES", "DURATION", "AGE"}
+	a := changeKey(h, []any{"j", "Running", 1, "0 (backoffLimit 6)", "5s", "6s"})
+	if b := changeKey(h, []any{"j", "Running", 1, "0 (backoffLimit 6)", "6s", "7s"}); a != b {
+		t.Error("a new age is a change")
+	}
+	if b := changeKey(h, []any{"j", "Complete", 1, "0 (backoffLimit 6)", "6s", "7s"}); a == b {
+		t.Error("a new status is not a change")
+	}
+}
