@@ -228,6 +228,11 @@ type TrainingJobSpec struct {
 	// TTLSecondsAfterFinished deletes the finished job's record (not its
 	// volumes) this many seconds after it finishes (batch/v1).
 	TTLSecondsAfterFinished *int32 `yaml:"ttlSecondsAfterFinished,omitempty" json:"ttlSecondsAfterFinished,omitempty"`
+	// Metrics names the metrics the job reports (as Katib's
+	// objective.additionalMetricNames): only NAME=number pairs with these
+	// names are metrics; other such output (say CUDA_VISIBLE_DEVICES=0)
+	// is not. Empty: every NAME=number pair is.
+	Metrics []string `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 }
 
 // GetKind implements Object.

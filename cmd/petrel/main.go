@@ -20,11 +20,13 @@ func main() {
 	err := cmd.ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		var ec interface{ ExitCode() int }
+		// An exit error without a message has said everything already
+		// (or, as logs -f ended by Ctrl-C, has nothing to say).
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "error:", msg)
+		}
 		if e, ok := err.(interface{ ExitCode() int }); ok {
-			ec = e
-			os.Exit(ec.ExitCode())
+			os.Exit(e.ExitCode())
 		}
 		os.Exit(1)
 	}

@@ -79,6 +79,14 @@ type LogOptions struct {
 	Attempt int  `json:"attempt"` // -1 = all
 	Replica int  `json:"replica"` // -1 = all
 	Follow  bool `json:"follow"`
+	// Timestamps prefixes each line with the RFC 3339 time it was written,
+	// SinceSeconds keeps lines of the last N seconds, and Previous reads a
+	// service replica's previous (crashed) container, as core/v1
+	// PodLogOptions. Backends that do not record log times (the local
+	// engine) return an error naming the option.
+	Timestamps   bool  `json:"timestamps,omitempty"`
+	SinceSeconds int64 `json:"sinceSeconds,omitempty"`
+	Previous     bool  `json:"previous,omitempty"`
 }
 
 // Condition mirrors batch/v1 JobCondition / metav1.Condition.
@@ -99,6 +107,9 @@ const (
 	JobRunning  JobPhase = "Running"
 	JobComplete JobPhase = "Complete"
 	JobFailed   JobPhase = "Failed"
+	// JobSuspended is a Job with spec.suspend true that has not finished,
+	// as kubectl get jobs shows it (a Kueue-managed Job starts suspended).
+	JobSuspended JobPhase = "Suspended"
 )
 
 // PodPhase is an attempt's (a pod's) phase, as core/v1 PodPhase.
@@ -194,9 +205,11 @@ func (w *Waiting) String() string {
 
 // Job is a training job's observed state.
 type Job struct {
-	Name      string                   `json:"name"`
-	Namespace string                   `json:"namespace,omitempty"`
-	Spec      v1alpha1.TrainingJobSpec `json:"spec"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	// Labels are the object's metadata.labels (for get -l and --show-labels).
+	Labels map[string]string        `json:"labels,omitempty"`
+	Spec   v1alpha1.TrainingJobSpec `json:"spec"`
 	// Phase is Pending, Running, Complete or Failed.
 	Phase          JobPhase    `json:"phase"`
 	Conditions     []Condition `json:"conditions,omitempty"`
@@ -215,6 +228,9 @@ type Job struct {
 	Notes []string `json:"notes,omitempty"`
 	// LastMetrics is the latest value of each reported metric.
 	LastMetrics map[string]float64 `json:"lastMetrics,omitempty"`
+	// ShellEnv is the submitting shell's environment the job runs with
+	// (spec.ShellEnvVars, from spec.Document.ShellEnv); local engine only.
+	ShellEnv map[string]string `json:"shellEnv,omitempty"`
 }
 
 // Finished reports whether the job has a Complete or Failed condition.
@@ -277,9 +293,11 @@ type VolumeStatus struct {
 
 // Service is an inference service's observed state.
 type Service struct {
-	Name      string                        `json:"name"`
-	Namespace string                        `json:"namespace,omitempty"`
-	Spec      v1alpha1.InferenceServiceSpec `json:"spec"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	// Labels are the object's metadata.labels (for get -l and --show-labels).
+	Labels map[string]string             `json:"labels,omitempty"`
+	Spec   v1alpha1.InferenceServiceSpec `json:"spec"`
 	// URL is the stable endpoint, e.g. http://127.0.0.1:8080.
 	URL             string      `json:"url"`
 	DesiredReplicas int32       `json:"desiredReplicas"`

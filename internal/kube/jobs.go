@@ -98,7 +98,7 @@ func (b *Backend) ListJobs(ctx context.Context) ([]backend.Job, error) {
 // (pod template, managed fields) can be freed.
 func trimJob(j *batchv1.Job) *batchv1.Job {
 	t := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: j.Name, Namespace: j.Namespace, CreationTimestamp: j.CreationTimestamp},
+		ObjectMeta: metav1.ObjectMeta{Name: j.Name, Namespace: j.Namespace, Labels: j.Labels, CreationTimestamp: j.CreationTimestamp},
 		Spec:       batchv1.JobSpec{BackoffLimit: j.Spec.BackoffLimit, Suspend: j.Spec.Suspend},
 		Status:     j.Status,
 	}
@@ -134,6 +134,7 @@ func jobStatus(job *batchv1.Job, pods []corev1.Pod) backend.Job {
 	j := backend.Job{
 		Name:         job.Name,
 		Namespace:    job.Namespace,
+		Labels:       job.Labels,
 		CreationTime: job.CreationTimestamp.Time,
 		Active:       job.Status.Active,
 		Succeeded:    job.Status.Succeeded,
@@ -177,9 +178,14 @@ func jobStatus(job *batchv1.Job, pods []corev1.Pod) backend.Job {
 		j.Attempts = append(j.Attempts, a)
 	}
 	if j.Phase == "" {
-		if running {
+		switch {
+		case running:
 			j.Phase = backend.JobRunning
-		} else {
+		case job.Spec.Suspend != nil && *job.Spec.Suspend:
+			// kubectl shows Suspended; a Kueue-managed Job starts so.
+			j.Phase = backend.JobSuspended
+			j.Waiting = waitingReason(job, j.Attempts, pods)
+		default:
 			j.Phase = backend.JobPending
 			j.Waiting = waitingReason(job, j.Attempts, pods)
 		}

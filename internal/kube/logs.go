@@ -43,10 +43,10 @@ func (b *Backend) jobLogs(ctx context.Context, name string, opts backend.LogOpti
 			if opts.Attempt >= len(j.Attempts) {
 				return fmt.Errorf("job %s has %d attempts (0–%d); pick one of them with --attempt", name, len(j.Attempts), len(j.Attempts)-1)
 			}
-			return b.podLogs(ctx, ns, j.Attempts[opts.Attempt].Name, false, "", w)
+			return b.podLogs(ctx, ns, j.Attempts[opts.Attempt].Name, false, "", w, opts)
 		}
 		for _, a := range j.Attempts {
-			if err := b.podLogs(ctx, ns, a.Name, false, fmt.Sprintf("[attempt %d] ", a.Index), w); err != nil {
+			if err := b.podLogs(ctx, ns, a.Name, false, fmt.Sprintf("[attempt %d] ", a.Index), w, opts); err != nil {
 				fmt.Fprintf(w, "[attempt %d] logs unavailable: %v\n", a.Index, err)
 			}
 		}
@@ -67,7 +67,7 @@ func (b *Backend) jobLogs(ctx context.Context, name string, opts backend.LogOpti
 			if opts.Attempt < 0 {
 				prefix = fmt.Sprintf("[attempt %d] ", a.Index)
 			}
-			if err := b.podLogs(ctx, ns, a.Name, true, prefix, w); err != nil {
+			if err := b.podLogs(ctx, ns, a.Name, true, prefix, w, opts); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -95,7 +95,7 @@ func (b *Backend) serviceLogs(ctx context.Context, name string, opts backend.Log
 		if opts.Replica >= len(s.Replicas) {
 			return fmt.Errorf("service %s has %d replicas (0–%d); pick one of them with --replica", name, len(s.Replicas), len(s.Replicas)-1)
 		}
-		return b.podLogs(ctx, ns, s.Replicas[opts.Replica].Name, opts.Follow, "", w)
+		return b.podLogs(ctx, ns, s.Replicas[opts.Replica].Name, opts.Follow, "", w, opts)
 	}
 	sw := &syncWriter{w: w}
 	var wg sync.WaitGroup
@@ -104,7 +104,7 @@ func (b *Backend) serviceLogs(ctx context.Context, name string, opts backend.Log
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = b.podLogs(ctx, ns, r.Name, opts.Follow, fmt.Sprintf("[replica %d] ", r.Index), sw)
+			errs[i] = b.podLogs(ctx, ns, r.Name, opts.Follow, fmt.Sprintf("[replica %d] ", r.Index), sw, opts)
 		}()
 	}
 	wg.Wait()
@@ -125,8 +125,16 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // podLogs copies one pod's main-container log to w, each line prefixed.
 // With follow it returns when the container ends or ctx is cancelled.
-func (b *Backend) podLogs(ctx context.Context, ns, pod string, follow bool, prefix string, w io.Writer) error {
-	rc, err := b.cs.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: ContainerName, Follow: follow}).Stream(ctx)
+// extra's Timestamps, SinceSeconds and Previous are passed to the kubelet.
+func (b *Backend) podLogs(ctx context.Context, ns, pod string, follow bool, prefix string, w io.Writer, extra ...backend.LogOptions) error {
+	plo := &corev1.PodLogOptions{Container: ContainerName, Follow: follow}
+	for _, o := range extra {
+		plo.Timestamps, plo.Previous = o.Timestamps, o.Previous
+		if o.SinceSeconds > 0 {
+			plo.SinceSeconds = &o.SinceSeconds
+		}
+	}
+	rc, err := b.cs.CoreV1().Pods(ns).GetLogs(pod, plo).Stream(ctx)
 	if err != nil {
 		return b.explain(err, "get", "pods/log", ns, pod)
 	}

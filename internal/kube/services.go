@@ -150,6 +150,7 @@ func serviceStatus(dep *appsv1.Deployment, h *autoscalingv2.HorizontalPodAutosca
 	s := backend.Service{
 		Name:          dep.Name,
 		Namespace:     dep.Namespace,
+		Labels:        dep.Labels,
 		ReadyReplicas: dep.Status.ReadyReplicas,
 		Generation:    dep.Generation,
 		CreationTime:  dep.CreationTimestamp.Time,

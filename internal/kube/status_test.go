@@ -128,6 +128,18 @@ func TestJobStatus(t *testing.T) {
 			phase: backend.JobPending, exitCodes: "1", waiting: "back-off before attempt 1 (the Job controller delays retries after failures)", attemptNames: "j-a",
 		},
 	}
+	suspended := jobWith("")
+	suspended.Spec.Suspend = &[]bool{true}[0]
+	cases = append(cases, struct {
+		name         string
+		job          *batchv1.Job
+		pods         []corev1.Pod
+		phase        backend.JobPhase
+		exitCodes    string
+		waiting      string
+		ignored      []bool
+		attemptNames string
+	}{name: "a suspended job is Suspended, as kubectl shows it", job: suspended, phase: backend.JobSuspended, exitCodes: "", waiting: "suspended"})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			j := jobStatus(tc.job, tc.pods)

@@ -1,11 +1,12 @@
 package lint
 
 import (
+	"sort"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 )
@@ -56,6 +57,15 @@ type Set struct {
 
 	// targets maps each HPA to the workload it scales (nil when absent).
 	targets map[*Object]*Workload
+	// The relations rules join on, computed once per run in NewSet so
+	// that a rule asking them per object stays linear in the set's size:
+	// Services selecting each workload and workloads each Service
+	// selects (in input order), HPAs per workload, claims by
+	// namespace/name (the first one declared).
+	servicesFor  map[*Workload][]*Object
+	workloadsFor map[*Object][]*Workload
+	hpasFor      map[*Workload][]*Object
+	claims       map[string]*Object
 }
 
 // NewSet indexes objects. An object created by a controller that is in
@@ -134,7 +144,73 @@ func NewSet(objs []*Object) *Set {
 			s.targets[h] = byName[ref.Kind+"/"+h.Namespace+"/"+ref.Name]
 		}
 	}
+	s.hpasFor = make(map[*Workload][]*Object)
+	for _, h := range s.HPAs {
+		if w := s.targets[h]; w != nil {
+			s.hpasFor[w] = append(s.hpasFor[w], h)
+		}
+	}
+	s.claims = make(map[string]*Object, len(s.Claims))
+	for _, c := range s.Claims {
+		if _, dup := s.claims[c.Namespace+"/"+c.Name]; !dup {
+			s.claims[c.Namespace+"/"+c.Name] = c
+		}
+	}
+	s.indexServices()
 	return s
+}
+
+// indexServices computes servicesFor and workloadsFor. Each Service with a
+// selector is filed under one of its selector's pairs (the smallest key)
+// in its namespace; a workload looks up only the Services filed under its
+// own pod labels and checks the rest of their selectors, so the work is
+// proportional to workloads × their labels, not workloads × Services.
+func (s *Set) indexServices() {
+	s.servicesFor = make(map[*Workload][]*Object)
+	s.workloadsFor = make(map[*Object][]*Workload)
+	if len(s.Services) == 0 {
+		return
+	}
+	type entry struct {
+		order int
+		svc   *Object
+		sel   map[string]string
+	}
+	byPair := map[string][]entry{}
+	for i, o := range s.Services {
+		sel := o.Typed.(*corev1.Service).Spec.Selector
+		if len(sel) == 0 {
+			continue
+		}
+		first := ""
+		for k := range sel {
+			if first == "" || k < first {
+				first = k
+			}
+		}
+		key := o.Namespace + "\x00" + first + "=" + sel[first]
+		byPair[key] = append(byPair[key], entry{i, o, sel})
+	}
+	for _, w := range s.Workloads {
+		var found []entry
+		for k, v := range w.PodLabels {
+			for _, e := range byPair[w.Namespace+"\x00"+k+"="+v] {
+				// The endpoints controller's rule: every pair of the
+				// selector is among the pod's labels.
+				if hasAll(w.PodLabels, e.sel) {
+					found = append(found, e)
+				}
+			}
+		}
+		if len(found) == 0 {
+			continue
+		}
+		sort.Slice(found, func(i, j int) bool { return found[i].order < found[j].order })
+		for _, e := range found {
+			s.servicesFor[w] = append(s.servicesFor[w], e.svc)
+			s.workloadsFor[e.svc] = append(s.workloadsFor[e.svc], w)
+		}
+	}
 }
 
 func jobWorkload(o *Object, spec *batchv1.JobSpec, path Path) *Workload {
@@ -167,42 +243,32 @@ func SameNamespace(a, b *Object) bool {
 // declared twice), or nil when it is not in the set.
 func (s *Set) ScaleTarget(hpa *Object) *Workload { return s.targets[hpa] }
 
+// hasAll reports whether labels holds every pair of sel, as a selector
+// made with labels.SelectorFromSet(sel) matches (without building it).
+func hasAll(lbls, sel map[string]string) bool {
+	for k, v := range sel {
+		if got, ok := lbls[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
 // HPAsFor returns the HPAs whose scaleTargetRef names w.
-func (s *Set) HPAsFor(w *Workload) []*Object {
-	var out []*Object
-	for _, h := range s.HPAs {
-		if s.targets[h] == w {
-			out = append(out, h)
-		}
-	}
-	return out
-}
+func (s *Set) HPAsFor(w *Workload) []*Object { return s.hpasFor[w] }
 
-// ServicesFor returns the Services whose selector matches w's pod labels,
-// as the endpoints controller selects pods.
-func (s *Set) ServicesFor(w *Workload) []*Object {
-	var out []*Object
-	for _, o := range s.Services {
-		svc := o.Typed.(*corev1.Service)
-		if len(svc.Spec.Selector) == 0 || !SameNamespace(o, w.Object) {
-			continue
-		}
-		if labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(w.PodLabels)) {
-			out = append(out, o)
-		}
-	}
-	return out
-}
+// ServicesFor returns the Services whose selector matches w's pod labels
+// (in the same namespace), as the endpoints controller selects pods, in
+// input order.
+func (s *Set) ServicesFor(w *Workload) []*Object { return s.servicesFor[w] }
 
-// Claim returns the PersistentVolumeClaim named name in o's namespace, or nil.
-func (s *Set) Claim(o *Object, name string) *Object {
-	for _, c := range s.Claims {
-		if c.Name == name && SameNamespace(c, o) {
-			return c
-		}
-	}
-	return nil
-}
+// WorkloadsFor returns the workloads whose pods the Service svc selects,
+// in input order: ServicesFor read the other way.
+func (s *Set) WorkloadsFor(svc *Object) []*Workload { return s.workloadsFor[svc] }
+
+// Claim returns the PersistentVolumeClaim named name in o's namespace (the
+// first one declared), or nil.
+func (s *Set) Claim(o *Object, name string) *Object { return s.claims[o.Namespace+"/"+name] }
 
 // InNamespace returns the objects of list that share o's namespace.
 func InNamespace(list []*Object, o *Object) []*Object {

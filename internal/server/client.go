@@ -245,17 +245,29 @@ func filesOf(docs []*spec.Document) []SpecFile {
 	return files
 }
 
+// shellEnv returns this process's values of spec.ShellEnvVars: the CLI
+// runs in the user's shell, so they are the shell's.
+func shellEnv() map[string]string {
+	env := map[string]string{}
+	for _, k := range spec.ShellEnvVars {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
 // Apply implements backend.Backend.
 func (c *Client) Apply(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
 	var out []backend.Applied
-	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs)}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs), ShellEnv: shellEnv()}, &out)
 	return out, err
 }
 
 // ApplyReplace is Apply that re-runs finished jobs (petrel train).
 func (c *Client) ApplyReplace(ctx context.Context, docs []*spec.Document) ([]backend.Applied, error) {
 	var out []backend.Applied
-	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs), Replace: true}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/apply", ApplyRequest{Files: filesOf(docs), Replace: true, ShellEnv: shellEnv()}, &out)
 	return out, err
 }
 
@@ -335,6 +347,14 @@ func objectPath(ref backend.Ref) string {
 
 // Logs implements backend.Backend.
 func (c *Client) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOptions, w io.Writer) error {
+	switch {
+	case opts.Timestamps:
+		return fmt.Errorf("--timestamps: the local engine does not record when each log line was written (it does on --target kubernetes)")
+	case opts.SinceSeconds > 0:
+		return fmt.Errorf("--since: the local engine does not record when each log line was written (it does on --target kubernetes); use --tail")
+	case opts.Previous && ref.Kind == "service":
+		return fmt.Errorf("--previous: the local engine keeps one log per replica, across its restarts: petrel logs %s/%s --replica N shows them all", ref.Kind, ref.Name)
+	}
 	q := url.Values{}
 	q.Set("attempt", strconv.Itoa(opts.Attempt))
 	q.Set("replica", strconv.Itoa(opts.Replica))

@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -61,6 +63,11 @@ type SpecFile struct {
 type ApplyRequest struct {
 	Files   []SpecFile `json:"files"`
 	Replace bool       `json:"replace"`
+	// ShellEnv holds the client's values of spec.ShellEnvVars (unset ones
+	// left out); the server puts them on every document
+	// (spec.Document.ShellEnv) for the engine to record with the job.
+	// Optional: older clients send none.
+	ShellEnv map[string]string `json:"shellEnv,omitempty"`
 }
 
 // Server serves an Engine on a unix socket.
@@ -236,6 +243,12 @@ func (s *Server) routes() http.Handler {
 			}
 			docs = append(docs, d...)
 		}
+		if len(req.ShellEnv) > 0 {
+			for _, d := range docs {
+				d.ShellEnv = req.ShellEnv
+			}
+		}
+		docs = spec.MergeIdentical(docs)
 		if len(errs) == 0 {
 			if err := backend.ValidateSpec(r.Context(), s.eng, docs); err != nil {
 				errors.As(err, &errs)
@@ -323,16 +336,18 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, svc)
 	})
 	mux.HandleFunc("POST /v1/services/{name}/scale", func(w http.ResponseWriter, r *http.Request) {
-		n, err := strconv.Atoi(r.URL.Query().Get("replicas"))
+		// replicas is an int32, as autoscaling/v1 Scale's spec.replicas:
+		// a larger number is refused, never wrapped.
+		n, err := strconv.ParseInt(r.URL.Query().Get("replicas"), 10, 32)
 		if err != nil || n < 0 {
-			writeErr(w, fmt.Errorf("replicas must be a whole number, 0 or more"))
+			writeErr(w, fmt.Errorf("replicas must be a whole number from 0 to %d, got %q", math.MaxInt32, r.URL.Query().Get("replicas")))
 			return
 		}
 		if err := s.eng.Scale(r.Context(), r.PathValue("name"), int32(n)); err != nil {
 			writeErr(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]int{"replicas": n})
+		writeJSON(w, http.StatusOK, map[string]int64{"replicas": n})
 	})
 	// Kind-generic routes: kind is job, service or volume.
 	mux.HandleFunc("DELETE /v1/objects/{kind}/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -370,7 +385,10 @@ func (s *Server) routes() http.Handler {
 				err = fmt.Errorf("job %q has %d attempt(s), numbered from 0: attempt %d %w", ref.Name, len(j.Attempts), opts.Attempt, backend.ErrNotFound)
 			}
 		case "service":
-			_, err = s.eng.GetService(r.Context(), ref.Name)
+			var svc *backend.Service
+			if svc, err = s.eng.GetService(r.Context(), ref.Name); err == nil && opts.Replica >= 0 {
+				err = noReplica(svc, opts.Replica)
+			}
 		}
 		if err != nil {
 			writeErr(w, err)
@@ -386,4 +404,20 @@ func (s *Server) routes() http.Handler {
 		}
 	})
 	return mux
+}
+
+// noReplica returns an ErrNotFound error when svc has no replica index,
+// naming the replicas it has; nil when it has.
+func noReplica(svc *backend.Service, index int) error {
+	var have []string
+	for _, r := range svc.Replicas {
+		if r.Index == index {
+			return nil
+		}
+		have = append(have, strconv.Itoa(r.Index))
+	}
+	if len(have) == 0 {
+		return fmt.Errorf("service %q has no replicas now: replica %d %w", svc.Name, index, backend.ErrNotFound)
+	}
+	return fmt.Errorf("service %q has replicas %s: replica %d %w", svc.Name, strings.Join(have, ", "), index, backend.ErrNotFound)
 }

@@ -78,6 +78,13 @@ type Document struct {
 	// file's documents), so a client can send the spec to a server that
 	// parses and validates it again.
 	FileData []byte
+	// ShellEnv is the environment of the shell that submitted the spec,
+	// as far as it decides which programs a command finds (see
+	// ShellEnvVars): a job started from an activated virtualenv runs its
+	// python. Set by the local server from the apply request; nil when
+	// the client sent none. It is not part of the spec: a changed shell
+	// does not change a job.
+	ShellEnv map[string]string
 	// pos maps a field path to its position, for validation errors.
 	pos map[string]Position
 }
@@ -139,10 +146,13 @@ func ParseDir(file, dir string, data []byte) ([]*Document, error) {
 		if len(root.Content) == 0 {
 			continue // empty document
 		}
-		d := &decoder{file: file, pos: map[string]Position{}}
-		obj := d.document(root.Content[0])
-		errs = append(errs, d.errs...)
-		if obj != nil {
+		for _, n := range listItems(root.Content[0]) {
+			d := &decoder{file: file, pos: map[string]Position{}}
+			obj := d.document(n)
+			errs = append(errs, d.errs...)
+			if obj == nil {
+				continue
+			}
 			doc := &Document{File: file, Index: i, Object: obj, Dir: dir, FileData: data, pos: d.pos}
 			if len(d.errs) == 0 {
 				docs = append(docs, doc)
@@ -195,6 +205,37 @@ func yamlSyntaxError(file string, err error) *FieldError {
 	}
 	return &FieldError{File: file, Pos: Position{line, 1}, Msg: "YAML syntax error: " + msg,
 		Fix: "check indentation and that every key is followed by ': '"}
+}
+
+// listItems returns the items of a "kind: List" document (what
+// `petrel get -o yaml` prints for several objects, as kubectl does), or n
+// itself.
+func listItems(n *yaml.Node) []*yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return []*yaml.Node{n}
+	}
+	var kind, items *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch n.Content[i].Value {
+		case "kind":
+			kind = n.Content[i+1]
+		case "items":
+			items = n.Content[i+1]
+		}
+	}
+	if kind == nil || kind.Value != "List" || items == nil || items.Kind != yaml.SequenceNode {
+		return []*yaml.Node{n}
+	}
+	return items.Content
+}
+
+// observedFields are the fields of an object as `petrel get -o yaml`
+// prints it that the server sets, not the user: they are ignored on input
+// so the output can be applied again, as kubectl apply ignores them. The
+// key is the parent path.
+var observedFields = map[string]map[string]bool{
+	"":         {"status": true},
+	"metadata": {"creationTimestamp": true, "resourceVersion": true, "uid": true, "generation": true, "managedFields": true, "selfLink": true},
 }
 
 type decoder struct {
@@ -395,6 +436,9 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		fp := join(path, k.Value)
+		if observedFields[path][k.Value] {
+			continue
+		}
 		if seen[k.Value] {
 			d.fail(k, fp, "remove one of the two", "duplicate field %q", k.Value)
 			continue

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -10,7 +11,9 @@ import (
 )
 
 // Validate checks each document's fields and the documents together
-// (unique names per kind, mounts of declared volumes). Volumes that already
+// (unique names per kind, mounts of declared volumes). A Volume declared
+// twice identically (train.yaml and serve.yaml both declare the volume
+// they share) is one declaration; see MergeIdentical. Volumes that already
 // exist on the target may be named in known; mounts of them are accepted.
 // It returns an ErrorList or nil.
 func Validate(docs []*Document, known ...string) error {
@@ -26,11 +29,18 @@ func validate(docs []*Document, known []string, checkMounts bool) error {
 	seen := map[string]*Document{}
 	for _, d := range docs {
 		key := d.Object.GetKind() + "/" + d.Object.GetName()
-		if prev, ok := seen[key]; ok {
+		if prev, ok := seen[key]; ok && !sameDeclaration(prev, d) {
+			if _, vol := d.Object.(*v1alpha1.Volume); vol {
+				errs = append(errs, d.errAt("spec", fmt.Sprintf("declare it the same way in both places (identical declarations are one volume), or rename one; the first is at %s:%d", prev.File, prev.PosOf("metadata.name").Line),
+					"Volume %q is declared twice, differently", d.Object.GetName()))
+				continue
+			}
 			errs = append(errs, d.errAt("metadata.name", fmt.Sprintf("rename one; the first is at %s:%d", prev.File, prev.PosOf("metadata.name").Line),
 				"duplicate %s name %q", d.Object.GetKind(), d.Object.GetName()))
 		}
-		seen[key] = d
+		if _, ok := seen[key]; !ok {
+			seen[key] = d
+		}
 		if v, ok := d.Object.(*v1alpha1.Volume); ok {
 			declared[v.Metadata.Name] = true
 		}
@@ -53,6 +63,9 @@ func validate(docs []*Document, known []string, checkMounts bool) error {
 	}
 	return nil
 }
+
+// metricName is a name Katib's stdout filter captures before "=".
+var metricName = regexp.MustCompile(`^[\w|-]+$`)
 
 func (d *Document) errAt(path, fix, format string, args ...any) *FieldError {
 	return &FieldError{File: d.File, Pos: d.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...), Fix: fix}
@@ -156,6 +169,16 @@ func (v *validator) workload(command []string, env []v1alpha1.EnvVar, res *v1alp
 func (v *validator) trainingJob(s *v1alpha1.TrainingJobSpec, declared map[string]bool) {
 	v.workload(s.Command, s.Env, &s.Resources, s.Volumes, declared)
 	v.securityContext(s.SecurityContext)
+	seenMetric := map[string]bool{}
+	for i, m := range s.Metrics {
+		if !metricName.MatchString(m) {
+			v.fail(fmt.Sprintf("spec.metrics[%d]", i), "a metric name is letters, digits, '_', '-' and '|', as the job prints it before '=' (Katib's stdout format)", "invalid metric name %q", m)
+		}
+		if seenMetric[m] {
+			v.fail(fmt.Sprintf("spec.metrics[%d]", i), "list each metric once", "duplicate metric %q", m)
+		}
+		seenMetric[m] = true
+	}
 	if s.BackoffLimit != nil && *s.BackoffLimit < 0 {
 		v.fail("spec.backoffLimit", "set 0 (no retries) or more; the Kubernetes default is 6", "negative backoffLimit %d", *s.BackoffLimit)
 	}

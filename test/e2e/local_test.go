@@ -99,9 +99,21 @@ func (e *env) job(name string) backend.Job {
 	if r.code != 0 {
 		e.t.Fatalf("get job %s: %s", name, r.stderr)
 	}
-	var j backend.Job // get KIND NAME -o json prints the one object, as kubectl
-	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || j.Name != name {
+	// get KIND NAME -o json prints the one object, Kubernetes-shaped.
+	var obj struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+		Spec   json.RawMessage `json:"spec"`
+		Status backend.Job     `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &obj); err != nil || obj.Metadata.Name != name {
 		e.t.Fatalf("get job %s: %v %q", name, err, r.stdout)
+	}
+	j := obj.Status
+	j.Name = name
+	if err := json.Unmarshal(obj.Spec, &j.Spec); err != nil {
+		e.t.Fatalf("get job %s: spec: %v", name, err)
 	}
 	return j
 }

@@ -1,4 +1,4 @@
-// Package describe is `petrel describe job|service NAME`: the workload's
+// Package describe is `petrel describe job|service|volume NAME`: the workload's
 // spec summary, conditions, attempts or replicas with exit codes and
 // reasons, GPU allocation, last metrics, events, and the diagnosis of a
 // failed or stuck workload.
@@ -33,9 +33,10 @@ type Options struct {
 func NewCmd(f *factory.Factory) *cobra.Command {
 	opts := &Options{IO: f.IO, Backend: f.Backend}
 	return &cobra.Command{
-		Use:   "describe job|service NAME",
-		Short: "Show a workload in detail, with a diagnosis when it failed or is stuck",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:               "describe job|service|volume NAME",
+		ValidArgsFunction: get.CompleteKindAndNames(f),
+		Short:             "Show a workload in detail, with a diagnosis when it failed or is stuck",
+		Args:              cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Kind, opts.Name = args[0], ""
 			if len(args) == 2 {
@@ -85,7 +86,28 @@ func Run(ctx context.Context, opts *Options) error {
 			}
 		}
 	default:
-		return fmt.Errorf("describe shows jobs and services; for volumes use petrel get volumes")
+		vs, err := b.ListVolumes(ctx)
+		if err != nil {
+			return err
+		}
+		for i := range vs {
+			if vs[i].Name == opts.Name {
+				var users []string
+				if jobs, err := b.ListJobs(ctx); err == nil {
+					for _, j := range jobs {
+						users = append(users, mounters("job", j.Name, j.Spec.Volumes, opts.Name)...)
+					}
+				}
+				if svcs, err := b.ListServices(ctx); err == nil {
+					for _, s := range svcs {
+						users = append(users, mounters("service", s.Name, s.Spec.Volumes, opts.Name)...)
+					}
+				}
+				Volume(w, &vs[i], users)
+				return nil
+			}
+		}
+		return fmt.Errorf("volume %q %w", opts.Name, backend.ErrNotFound)
 	}
 	return nil
 }
@@ -113,6 +135,9 @@ func Job(w io.Writer, j *backend.Job) {
 	if j.Namespace != "" {
 		fmt.Fprintf(w, "Namespace:      %s\n", j.Namespace)
 	}
+	if len(j.Labels) > 0 {
+		fmt.Fprintf(w, "Labels:         %s\n", printers.Labels(j.Labels))
+	}
 	fmt.Fprintf(w, "Status:         %s\n", j.Phase)
 	if c := j.FinalCondition(); c != nil && c.Reason != "" {
 		fmt.Fprintf(w, "Reason:         %s: %s\n", c.Reason, c.Message)
@@ -126,17 +151,21 @@ func Job(w io.Writer, j *backend.Job) {
 	if len(s.Env) > 0 {
 		fmt.Fprintf(w, "Env:            %s\n", Env(s.Env))
 	}
-	res := []string{}
-	if s.Resources.CPU != nil {
-		res = append(res, "cpu="+s.Resources.CPU.String())
+	if len(j.ShellEnv) > 0 {
+		keys := make([]string, 0, len(j.ShellEnv))
+		for k := range j.ShellEnv {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for i, k := range keys {
+			label := "Shell env:      "
+			if i > 0 {
+				label = "                "
+			}
+			fmt.Fprintf(w, "%s%s=%s\n", label, k, j.ShellEnv[k])
+		}
 	}
-	if s.Resources.Memory != nil {
-		res = append(res, "memory="+s.Resources.Memory.String())
-	}
-	if s.Resources.GPU > 0 {
-		res = append(res, fmt.Sprintf("%s=%d", s.Resources.GPUName(), s.Resources.GPU))
-	}
-	fmt.Fprintf(w, "Resources:      %s\n", orNone(strings.Join(res, " ")))
+	fmt.Fprintf(w, "Resources:      %s\n", Resources(s.Resources))
 	for _, m := range s.Volumes {
 		ro := ""
 		if m.ReadOnly {
@@ -196,29 +225,151 @@ func Job(w io.Writer, j *backend.Job) {
 		}
 		t.Flush()
 	}
-	if len(j.LastMetrics) > 0 {
-		keys := make([]string, 0, len(j.LastMetrics))
-		for k := range j.LastMetrics {
+	if last := printers.NamedMetrics(j.LastMetrics, s.Metrics); len(last) > 0 {
+		keys := make([]string, 0, len(last))
+		for k := range last {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		fmt.Fprintln(w, "\nLast metrics:")
 		for _, k := range keys {
-			fmt.Fprintf(w, "  %s = %g\n", k, j.LastMetrics[k])
+			fmt.Fprintf(w, "  %s = %g\n", k, last[k])
 		}
 	}
 }
 
+// mounters returns "KIND/NAME at PATH" when mounts mount volume.
+func mounters(kind, name string, mounts []v1alpha1.VolumeMount, volume string) []string {
+	var out []string
+	for _, m := range mounts {
+		if m.Name == volume {
+			ro := ""
+			if m.ReadOnly {
+				ro = " (read-only)"
+			}
+			out = append(out, fmt.Sprintf("%s/%s at %s%s", kind, name, m.MountPath, ro))
+		}
+	}
+	return out
+}
+
+// Volume writes a volume's description: its spec, where it lives, and the
+// jobs and services that mount it.
+func Volume(w io.Writer, v *backend.VolumeStatus, users []string) {
+	size := "<none>"
+	if v.Spec.Size != nil {
+		size = v.Spec.Size.String()
+	}
+	modes := strings.Join(v.Spec.AccessModes, ",")
+	fmt.Fprintf(w, "Name:           %s\nStatus:         %s\nSize:           %s\nAccess modes:   %s\n", v.Name, v.Phase, size, orNone(modes))
+	if v.Spec.StorageClassName != nil {
+		fmt.Fprintf(w, "Storage class:  %s\n", *v.Spec.StorageClassName)
+	}
+	if v.Spec.Source != "" {
+		fmt.Fprintf(w, "Source:         %s (seeds the volume when first created)\n", v.Spec.Source)
+	}
+	fmt.Fprintf(w, "Path:           %s\nCreated:        %s\n", orNone(v.Path), ts(&v.CreationTime))
+	if len(users) == 0 {
+		fmt.Fprintln(w, "Mounted by:     <none>")
+	}
+	for i, u := range users {
+		label := "Mounted by:     "
+		if i > 0 {
+			label = "                "
+		}
+		fmt.Fprintf(w, "%s%s\n", label, u)
+	}
+}
+
+// Resources renders resource requests as cpu=… memory=… nvidia.com/gpu=N.
+func Resources(r v1alpha1.Resources) string {
+	res := []string{}
+	if r.CPU != nil {
+		res = append(res, "cpu="+r.CPU.String())
+	}
+	if r.Memory != nil {
+		res = append(res, "memory="+r.Memory.String())
+	}
+	if r.GPU > 0 {
+		res = append(res, fmt.Sprintf("%s=%d", r.GPUName(), r.GPU))
+	}
+	return orNone(strings.Join(res, " "))
+}
+
+// Probe renders a probe as kubectl describe does: http-get PATH
+// delay=… timeout=… period=… #success=… #failure=…, with the kubelet's
+// defaults for fields left at 0.
+func Probe(p *v1alpha1.Probe) string {
+	if p == nil {
+		return "<none>"
+	}
+	or := func(v, def int32) int32 {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	port := ""
+	if p.HTTPGet.Port != 0 {
+		port = fmt.Sprintf(" port %d", p.HTTPGet.Port)
+	}
+	return fmt.Sprintf("http-get %s%s delay=%ds timeout=%ds period=%ds #success=%d #failure=%d", p.HTTPGet.Path, port,
+		p.InitialDelaySeconds, or(p.TimeoutSeconds, 1), or(p.PeriodSeconds, 10), or(p.SuccessThreshold, 1), or(p.FailureThreshold, 3))
+}
+
 // Service writes a service's description.
 func Service(w io.Writer, s *backend.Service) {
-	fmt.Fprintf(w, "Name:       %s\nURL:        %s\nReplicas:   %d ready / %d desired\n", s.Name, orNone(s.URL), s.ReadyReplicas, s.DesiredReplicas)
+	fmt.Fprintf(w, "Name:       %s\n", s.Name)
+	if s.Namespace != "" {
+		fmt.Fprintf(w, "Namespace:  %s\n", s.Namespace)
+	}
+	if len(s.Labels) > 0 {
+		fmt.Fprintf(w, "Labels:     %s\n", printers.Labels(s.Labels))
+	}
+	fmt.Fprintf(w, "URL:        %s\nReplicas:   %d ready / %d desired\n", orNone(s.URL), s.ReadyReplicas, s.DesiredReplicas)
+	sp := s.Spec
+	if a := sp.Autoscaling; a != nil {
+		minR := int32(1)
+		if a.MinReplicas != nil {
+			minR = *a.MinReplicas
+		}
+		target := "<none>"
+		switch {
+		case a.Target.CPUUtilization != nil:
+			target = fmt.Sprintf("cpu %d%% of the request", *a.Target.CPUUtilization)
+		case a.Target.Concurrency != nil:
+			target = fmt.Sprintf("%d in-flight requests per replica", *a.Target.Concurrency)
+		}
+		fmt.Fprintf(w, "Autoscaling: min %d, max %d replicas, target %s\n", minR, a.MaxReplicas, target)
+	} else if sp.Replicas != nil {
+		fmt.Fprintf(w, "Autoscaling: off (spec.replicas %d)\n", *sp.Replicas)
+	} else {
+		fmt.Fprintln(w, "Autoscaling: off")
+	}
 	if s.Metric != "" {
 		fmt.Fprintf(w, "Metric:     %s\n", s.Metric)
 	}
-	fmt.Fprintf(w, "Command:    %q\n", append(append([]string(nil), s.Spec.Command...), s.Spec.Args...))
-	if len(s.Spec.Env) > 0 {
-		fmt.Fprintf(w, "Env:        %s\n", Env(s.Spec.Env))
+	if sp.Image != "" {
+		fmt.Fprintf(w, "Image:      %s\n", sp.Image)
 	}
+	fmt.Fprintf(w, "Command:    %q\n", append(append([]string(nil), sp.Command...), sp.Args...))
+	fmt.Fprintf(w, "Port:       %d\n", sp.Port)
+	if len(sp.Env) > 0 {
+		fmt.Fprintf(w, "Env:        %s\n", Env(sp.Env))
+	}
+	fmt.Fprintf(w, "Resources:  %s\n", Resources(sp.Resources))
+	for _, m := range sp.Volumes {
+		ro := ""
+		if m.ReadOnly {
+			ro = " (read-only)"
+		}
+		fmt.Fprintf(w, "Volume:     %s at %s%s\n", m.Name, m.MountPath, ro)
+	}
+	fmt.Fprintf(w, "Startup:    %s\nReadiness:  %s\nLiveness:   %s\n", Probe(sp.StartupProbe), Probe(sp.ReadinessProbe), Probe(sp.LivenessProbe))
+	if st := sp.Strategy; st != nil {
+		fmt.Fprintf(w, "Strategy:   RollingUpdate maxSurge=%s maxUnavailable=%s\n", orNone(st.MaxSurge), orNone(st.MaxUnavailable))
+	}
+	fmt.Fprintf(w, "Generation: %d\n", s.Generation)
 	if len(s.Replicas) > 0 {
 		fmt.Fprintln(w, "\nReplicas:")
 		t := printers.NewTable(w, "  #", "NAME", "PHASE", "READY", "PORT", "RESTARTS", "LAST REASON", "IN-FLIGHT", "AGE")

@@ -7,14 +7,19 @@ package diagnose
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/cli/factory"
+	"github.com/petrel-dev/petrel/internal/cli/specfiles"
 	"github.com/petrel-dev/petrel/internal/diagnose"
 )
 
@@ -25,8 +30,12 @@ type Options struct {
 	Backend func(ctx context.Context) (backend.Backend, error)
 	// Ref is the workload; Kind "" (only with Files) analyses everything.
 	Ref backend.Ref
-	// Files are saved-state dumps ("-" is standard input).
+	// Files are saved-state dumps (--from-file; "-" is standard input).
 	Files []string
+	// SpecFiles are petrel spec files (-f, read as every command reads
+	// -f): every TrainingJob and InferenceService in them is diagnosed on
+	// the live target.
+	SpecFiles []string
 	// Output is text or json.
 	Output string
 	// List prints the analyser catalogue instead of diagnosing.
@@ -46,7 +55,7 @@ the fix, and says when waiting will not help (a pod asking for more GPUs than
 any node has is not the same as all GPUs being busy right now).
 
 Without --from-file it asks the target (--target local or kubernetes) about
-the workload. With --from-file it reads saved Kubernetes state instead and
+the workload, or with -f about every workload a spec file declares. With --from-file it reads saved Kubernetes state instead and
 needs no cluster: the output of
 
   kubectl get pods,events,nodes,jobs,deployments,replicasets,hpa,pvc,resourcequotas -o yaml
@@ -57,6 +66,7 @@ as documents of kind ContainerLog (see the README). With --from-file the
 workload may also be deployment/NAME or daemonset/NAME, or be left out to
 analyse everything in the dump.`,
 		Example: `  petrel diagnose job/digits-train
+  petrel diagnose -f examples/digits/
   petrel diagnose --target kubernetes service/digits -o json
   kubectl get pods,events,nodes,jobs -o yaml > state.yaml
   petrel diagnose job/train --from-file state.yaml
@@ -66,13 +76,16 @@ analyse everything in the dump.`,
 			if opts.Output != "text" && opts.Output != "json" {
 				return fmt.Errorf("unknown output format %q: use -o text or -o json", opts.Output)
 			}
+			if len(opts.SpecFiles) > 0 && (len(args) > 0 || len(opts.Files) > 0) {
+				return fmt.Errorf("-f names the workloads to diagnose by their spec file: give either -f FILE, a workload (job/NAME) or --from-file DUMP")
+			}
 			if len(args) == 1 {
 				ref, err := ParseRef(args[0], len(opts.Files) > 0)
 				if err != nil {
 					return err
 				}
 				opts.Ref = ref
-			} else if len(opts.Files) == 0 && !opts.List {
+			} else if len(opts.Files) == 0 && len(opts.SpecFiles) == 0 && !opts.List {
 				return fmt.Errorf("name the workload to diagnose, e.g. petrel diagnose job/NAME (or pass --from-file to analyse a saved dump)")
 			}
 			if runF != nil {
@@ -82,7 +95,8 @@ analyse everything in the dump.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringArrayVarP(&opts.Files, "from-file", "f", nil, "saved state to analyse instead of the live target (kubectl get … -o yaml output; repeatable; - for stdin)")
+	fl.StringArrayVar(&opts.Files, "from-file", nil, "saved state to analyse instead of the live target (kubectl get … -o yaml output; repeatable; - for stdin)")
+	fl.StringSliceVarP(&opts.SpecFiles, "filename", "f", nil, "spec file, directory or - whose jobs and services to diagnose")
 	fl.StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
 	fl.BoolVar(&opts.List, "list", false, "print the analysers and their rule IDs and exit")
 	return cmd
@@ -132,8 +146,14 @@ func Run(ctx context.Context, opts *Options) error {
 	if opts.List {
 		return writeCatalogue(opts.IO.Out)
 	}
+	if len(opts.SpecFiles) > 0 {
+		return runSpecFiles(ctx, opts)
+	}
 	var findings []backend.Finding
 	if len(opts.Files) > 0 {
+		if err := refuseSpecs(opts.Files); err != nil {
+			return err
+		}
 		state, warnings, err := diagnose.LoadFiles(opts.Files, opts.IO.In)
 		if err != nil {
 			return err
@@ -147,9 +167,9 @@ func Run(ctx context.Context, opts *Options) error {
 		if err != nil {
 			return err
 		}
-		findings, err = b.Diagnose(ctx, opts.Ref)
+		findings, err = live(ctx, b, opts)
 		if err != nil {
-			return fmt.Errorf("diagnose %s/%s: %w", opts.Ref.Kind, opts.Ref.Name, err)
+			return err
 		}
 	}
 	if opts.Output == "json" {
@@ -169,6 +189,129 @@ func Run(ctx context.Context, opts *Options) error {
 		return nil
 	}
 	WriteText(opts.IO.Out, findings, opts.IO.ColorEnabled())
+	return nil
+}
+
+// live diagnoses opts.Ref on b. A pod the backend does not diagnose itself
+// (the local engine's attempts and replicas) is diagnosed through the job
+// or service that owns it.
+func live(ctx context.Context, b backend.Backend, opts *Options) ([]backend.Finding, error) {
+	findings, err := b.Diagnose(ctx, opts.Ref)
+	if err == nil || opts.Ref.Kind != "pod" || errors.Is(err, backend.ErrNotFound) {
+		return findings, withRef(opts.Ref, err)
+	}
+	if owner, ok := podOwner(ctx, b, opts.Ref.Name); ok {
+		fmt.Fprintf(opts.IO.ErrOut, "pod/%s belongs to %s/%s: diagnosing it\n", opts.Ref.Name, owner.Kind, owner.Name)
+		findings, err := b.Diagnose(ctx, owner)
+		return findings, withRef(owner, err)
+	}
+	return nil, withRef(opts.Ref, err)
+}
+
+// withRef prefixes err with "diagnose KIND/NAME: " unless it already is.
+func withRef(ref backend.Ref, err error) error {
+	if err == nil {
+		return nil
+	}
+	prefix := fmt.Sprintf("diagnose %s/%s", ref.Kind, ref.Name)
+	if strings.HasPrefix(err.Error(), prefix) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
+}
+
+// podOwner finds the job attempt or service replica named pod.
+func podOwner(ctx context.Context, b backend.Backend, pod string) (backend.Ref, bool) {
+	if jobs, err := b.ListJobs(ctx); err == nil {
+		for _, j := range jobs {
+			for _, a := range j.Attempts {
+				if a.Name == pod {
+					return backend.Ref{Kind: "job", Name: j.Name}, true
+				}
+			}
+		}
+	}
+	if svcs, err := b.ListServices(ctx); err == nil {
+		for _, s := range svcs {
+			for _, r := range s.Replicas {
+				if r.Name == pod {
+					return backend.Ref{Kind: "service", Name: s.Name}, true
+				}
+			}
+		}
+	}
+	return backend.Ref{}, false
+}
+
+// runSpecFiles diagnoses every job and service the spec files declare.
+func runSpecFiles(ctx context.Context, opts *Options) error {
+	docs, err := specfiles.Read(opts.SpecFiles, opts.IO.In)
+	if err != nil {
+		return err
+	}
+	var refs []backend.Ref
+	for _, d := range docs {
+		switch d.Object.GetKind() {
+		case v1alpha1.KindTrainingJob:
+			refs = append(refs, backend.Ref{Kind: "job", Name: d.Object.GetName()})
+		case v1alpha1.KindInferenceService:
+			refs = append(refs, backend.Ref{Kind: "service", Name: d.Object.GetName()})
+		}
+	}
+	if len(refs) == 0 {
+		return fmt.Errorf("%s declares no TrainingJob or InferenceService to diagnose", strings.Join(opts.SpecFiles, ", "))
+	}
+	b, err := opts.Backend(ctx)
+	if err != nil {
+		return err
+	}
+	var all []backend.Finding
+	for i, ref := range refs {
+		findings, err := b.Diagnose(ctx, ref)
+		if err != nil {
+			return withRef(ref, err)
+		}
+		if opts.Output == "json" {
+			all = append(all, findings...)
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(opts.IO.Out)
+		}
+		if len(findings) == 0 {
+			fmt.Fprintf(opts.IO.Out, "No problems found in %s/%s.\n", ref.Kind, ref.Name)
+			continue
+		}
+		WriteText(opts.IO.Out, findings, opts.IO.ColorEnabled())
+	}
+	if opts.Output == "json" {
+		if all == nil {
+			all = []backend.Finding{}
+		}
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(all)
+	}
+	return nil
+}
+
+var petrelAPIVersion = regexp.MustCompile(`(?m)^apiVersion:\s*["']?petrel\.dev/`)
+
+// refuseSpecs fails when a --from-file file is a petrel spec rather than
+// saved Kubernetes state: analysing it would find nothing and say so.
+func refuseSpecs(files []string) error {
+	for _, f := range files {
+		if f == "-" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // LoadFiles reports it
+		}
+		if petrelAPIVersion.Match(data) {
+			return fmt.Errorf("%s is a petrel spec, not saved Kubernetes state: diagnose the workloads it declares with petrel diagnose -f %s", f, f)
+		}
+	}
 	return nil
 }
 

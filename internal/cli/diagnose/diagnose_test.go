@@ -30,8 +30,8 @@ func TestFlagParsing(t *testing.T) {
 	}{
 		{name: "job ref", args: []string{"job/train"}, want: Options{Ref: backend.Ref{Kind: "job", Name: "train"}, Output: "text"}},
 		{name: "short kinds", args: []string{"svc/digits", "-o", "json"}, want: Options{Ref: backend.Ref{Kind: "service", Name: "digits"}, Output: "json"}},
-		{name: "files without ref", args: []string{"--from-file", "a.yaml", "-f", "-"}, want: Options{Files: []string{"a.yaml", "-"}, Output: "text"}},
-		{name: "deployment offline", args: []string{"deploy/x", "-f", "a.yaml"}, want: Options{Ref: backend.Ref{Kind: "deployment", Name: "x"}, Files: []string{"a.yaml"}, Output: "text"}},
+		{name: "files without ref", args: []string{"--from-file", "a.yaml", "--from-file", "-"}, want: Options{Files: []string{"a.yaml", "-"}, Output: "text"}},
+		{name: "deployment offline", args: []string{"deploy/x", "--from-file", "a.yaml"}, want: Options{Ref: backend.Ref{Kind: "deployment", Name: "x"}, Files: []string{"a.yaml"}, Output: "text"}},
 		{name: "deployment live is refused", args: []string{"deployment/x"}, wantErr: "works with --from-file"},
 		{name: "no ref, no file", args: nil, wantErr: "name the workload"},
 		{name: "bad ref", args: []string{"train"}, wantErr: "is not KIND/NAME"},

@@ -56,6 +56,12 @@ func NewTable(w io.Writer, headers ...string) *Table {
 	return t
 }
 
+// NewTableNoHeader starts a table without a header row (the rows get -w
+// prints under the first listing).
+func NewTableNoHeader(w io.Writer) *Table {
+	return &Table{tw: tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)}
+}
+
 func toAny(s []string) []any {
 	out := make([]any, len(s))
 	for i, v := range s {

@@ -18,6 +18,7 @@ import (
 	servercmd "github.com/petrel-dev/petrel/internal/cli/server"
 	"github.com/petrel-dev/petrel/internal/cli/train"
 	uicmd "github.com/petrel-dev/petrel/internal/cli/ui"
+	"github.com/petrel-dev/petrel/internal/cli/wait"
 )
 
 // Each verb package adds its constructor here, one line per command.
@@ -32,6 +33,7 @@ func init() {
 		logs.NewCmd,
 		metrics.NewCmd,
 		deletecmd.NewCmd,
+		wait.NewCmd,
 		func(f *factory.Factory) *cobra.Command { return servercmd.NewCmd(f, Version) },
 		func(*factory.Factory) *cobra.Command { return servercmd.NewShimCmd() },
 		func(f *factory.Factory) *cobra.Command { return render.NewCmd(f, nil) },

@@ -4,8 +4,12 @@
 package serve
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -90,6 +94,10 @@ func Run(ctx context.Context, opts *Options) error {
 	st, err := Wait(ctx, b, name, opts.Timeout, opts.PollInterval, func(line string) {
 		fmt.Fprintf(opts.IO.ErrOut, "petrel: %s\n", line)
 	})
+	var loop *CrashLoopError
+	if errors.As(err, &loop) {
+		explainCrashLoop(ctx, b, loop, opts.IO.ErrOut)
+	}
 	if err != nil {
 		return err
 	}
@@ -116,12 +124,16 @@ func RolledOut(s *backend.Service) bool {
 }
 
 // Wait polls the service until it is rolled out, reporting each new state
-// line through progress; after timeout it fails with what holds the
+// line through progress. It fails early with a *CrashLoopError when every
+// replica of the current generation is crash-looping (the rollout cannot
+// finish by waiting), with an *printers.ExitError of code 130 when ctx is
+// cancelled (Ctrl-C, SIGTERM), and after timeout with what holds the
 // replicas back.
 func Wait(ctx context.Context, b backend.Backend, name string, timeout, every time.Duration, progress func(string)) (*backend.Service, error) {
 	if every <= 0 {
 		every = 500 * time.Millisecond
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(every)
@@ -142,15 +154,120 @@ func Wait(ctx context.Context, b backend.Backend, name string, timeout, every ti
 			if RolledOut(s) {
 				return s, nil
 			}
+			if looping := CrashLooping(s); looping != nil {
+				return s, &CrashLoopError{Service: s, Replicas: looping}
+			}
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return nil, Interrupted(name)
+			}
 			return nil, notReady(name, timeout, s)
 		case <-tick.C:
 		}
 	}
 }
 
+// Interrupted is the error of a wait ended by Ctrl-C or SIGTERM: exit code
+// 130 (128 + SIGINT, as a shell reports it) and what became of the service.
+func Interrupted(name string) error {
+	return &printers.ExitError{Code: 130, Msg: fmt.Sprintf("interrupted: service %s keeps running; watch it with petrel get services %s -w, stop it with petrel delete service %s", name, name, name)}
+}
+
+// CrashLoopRestarts is how many times every replica of the current
+// generation must have exited without ever being ready before serve stops
+// waiting: the kubelet's CrashLoopBackOff starts after the second exit.
+const CrashLoopRestarts = 2
+
+// CrashLooping returns the replicas of s's current generation when every
+// one of them (at least one) is crash-looping: not ready, not terminating,
+// and restarted at least CrashLoopRestarts times; otherwise nil. Waiting
+// longer cannot roll such a service out: the next restart fails as the
+// last ones did, with ever longer back-offs.
+func CrashLooping(s *backend.Service) []backend.Replica {
+	var current []backend.Replica
+	for _, r := range s.Replicas {
+		if r.Phase == "Terminating" || r.Generation != s.Generation {
+			continue
+		}
+		if r.Ready || r.Restarts < CrashLoopRestarts {
+			return nil
+		}
+		current = append(current, r)
+	}
+	return current
+}
+
+// CrashLoopError says that a service cannot become ready because every
+// replica of its current generation is crash-looping.
+type CrashLoopError struct {
+	Service  *backend.Service
+	Replicas []backend.Replica
+}
+
+func (e *CrashLoopError) Error() string {
+	var why []string
+	for _, r := range e.Replicas {
+		why = append(why, fmt.Sprintf("replica %d restarted %d times (last: %s)", r.Index, r.Restarts, r.LastReason))
+	}
+	return fmt.Sprintf("service %s cannot become ready: every replica is crash-looping: %s", e.Service.Name, strings.Join(why, "; "))
+}
+
+// ExitCode implements the exit-code interface cmd/petrel checks.
+func (e *CrashLoopError) ExitCode() int { return 1 }
+
+// explainCrashLoop writes each crash-looping replica's last log lines and
+// the backend's diagnosis of the service to w.
+func explainCrashLoop(ctx context.Context, b backend.Backend, e *CrashLoopError, w io.Writer) {
+	name := e.Service.Name
+	seen := map[string]bool{}
+	for _, r := range e.Replicas {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var buf bytes.Buffer
+		_ = b.Logs(lctx, backend.Ref{Kind: "service", Name: name}, backend.LogOptions{Attempt: -1, Replica: r.Index}, &buf)
+		cancel()
+		tail := lastLines(buf.String(), 10)
+		if tail == "" || seen[tail] {
+			continue // the same lines as another replica's are not repeated
+		}
+		seen[tail] = true
+		fmt.Fprintf(w, "petrel: last lines of replica %d:\n", r.Index)
+		for _, l := range strings.Split(tail, "\n") {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	findings, err := b.Diagnose(ctx, backend.Ref{Kind: "service", Name: name})
+	if err == nil && len(findings) > 0 {
+		fmt.Fprintln(w, "petrel: diagnosis:")
+		for _, f := range findings {
+			fmt.Fprintf(w, "  - %s\n", f.Message)
+			if f.Fix != "" {
+				fmt.Fprintf(w, "    fix: %s\n", f.Fix)
+			}
+		}
+	}
+	fmt.Fprintf(w, "petrel: the service is left as it is: petrel describe service %s, petrel delete service %s\n", name, name)
+}
+
+// lastLines returns the last n distinct non-empty lines of s, in order,
+// joined by newlines: a replica restarted three times printed the same
+// error three times.
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	seen := map[string]bool{}
+	var out []string
+	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
+		l := strings.TrimRight(lines[i], "\r")
+		if strings.TrimSpace(l) == "" || seen[l] {
+			continue
+		}
+		seen[l] = true
+		out = append(out, l)
+	}
+	slices.Reverse(out)
+	return strings.Join(out, "\n")
+}
 func stateLine(s *backend.Service) string {
 	var phases []string
 	count := map[string]int{}

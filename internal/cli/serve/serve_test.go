@@ -160,19 +160,20 @@ func TestServeCreatesWaitsPrintsTheURLAndRollsAnUpdate(t *testing.T) {
 	}
 }
 
-func TestServeTimesOutWithTheReasonOfAFailingReplica(t *testing.T) {
+func TestServeTimesOutWithTheStateOfReplicasThatNeverBecomeReady(t *testing.T) {
 	e := newEngine(t)
 	dir := t.TempDir()
 	p := writeSpec(t, dir, "1")
 	b, _ := os.ReadFile(p)
-	// A server that cannot start: an unknown option makes http.server exit 2.
-	os.WriteFile(p, bytes.Replace(b, []byte("--bind"), []byte("--no-such-flag"), 1), 0o644)
-	_, _, err := runServe(t, e, p, 4*time.Second)
+	// Replicas that run but never pass readiness (404): serve waits until
+	// the timeout, then says which replicas are not ready.
+	os.WriteFile(p, bytes.Replace(b, []byte("path: /index.html"), []byte("path: /missing.html"), 1), 0o644)
+	_, _, err := runServe(t, e, p, 3*time.Second)
 	var ee *printers.ExitError
 	if !errors.As(err, &ee) || ee.Code != 1 {
 		t.Fatalf("got %v, want an exit error", err)
 	}
-	if !strings.Contains(err.Error(), "not ready after 4s") || !strings.Contains(err.Error(), "restarts (last: Error)") {
+	if !strings.Contains(err.Error(), "not ready after 3s") || !strings.Contains(err.Error(), "replica 0 is ") {
 		t.Errorf("the error does not say why: %v", err)
 	}
 }
@@ -215,5 +216,56 @@ func TestScaleFlags(t *testing.T) {
 		if err != nil || got.Name != tc.name || got.Replicas != tc.n {
 			t.Errorf("%v: got %+v %v", tc.args, got, err)
 		}
+	}
+}
+
+func TestServeStopsEarlyWithLogsWhenEveryReplicaCrashLoops(t *testing.T) {
+	e := newEngine(t)
+	dir := t.TempDir()
+	p := writeSpec(t, dir, "1")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(b, []byte("--bind"), []byte("--no-such-flag"), 1), 0o644)
+	// The timeout is far longer than the test may take: serve must stop on
+	// its own once both replicas have crashed and restarted twice.
+	_, progress, err := runServe(t, e, p, 10*time.Minute)
+	var loop *CrashLoopError
+	if !errors.As(err, &loop) {
+		t.Fatalf("got %v, want a crash-loop error\n%s", err, progress)
+	}
+	if !strings.Contains(err.Error(), "every replica is crash-looping") || !strings.Contains(err.Error(), "(last: Error)") {
+		t.Errorf("error: %v", err)
+	}
+	if !strings.Contains(progress, "last lines of replica") || !strings.Contains(progress, "unrecognized arguments: --no-such-flag") {
+		t.Errorf("stderr lacks the replicas' last log lines:\n%s", progress)
+	}
+	if strings.Count(progress, "unrecognized arguments") != 1 {
+		t.Errorf("the same log lines are repeated per replica:\n%s", progress)
+	}
+}
+
+func TestServeInterruptedSaysTheServiceKeepsRunning(t *testing.T) {
+	e := newEngine(t)
+	p := writeSpec(t, t.TempDir(), "1")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(b, []byte("--bind"), []byte("--no-such-flag"), 1), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut bytes.Buffer
+	opts := &Options{IO: &factory.IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: &errOut},
+		Backend: func(context.Context) (backend.Backend, error) { return e, nil },
+		Files:   []string{p}, Timeout: 5 * time.Minute, PollInterval: 50 * time.Millisecond}
+	go func() {
+		// Cancel (as Ctrl-C does) once serve has created the service.
+		for !strings.Contains(errOut.String(), "created") {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	err := Run(ctx, opts)
+	var ee *printers.ExitError
+	if !errors.As(err, &ee) || ee.Code != 130 {
+		t.Fatalf("got %v, want exit code 130", err)
+	}
+	if strings.Contains(err.Error(), "not ready after") || !strings.Contains(err.Error(), "keeps running") {
+		t.Errorf("error: %v", err)
 	}
 }

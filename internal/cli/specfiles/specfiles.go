@@ -15,7 +15,9 @@ import (
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
-// Read parses every -f argument and validates the documents together.
+// Read parses every -f argument and validates the documents together;
+// a Volume declared identically in several files is kept once
+// (spec.MergeIdentical). Every command that takes -f reads through it.
 // Errors are spec.ErrorList (every problem with file:line:col) or a read
 // error naming the file.
 func Read(paths []string, stdin io.Reader) ([]*spec.Document, error) {
@@ -77,6 +79,7 @@ func Read(paths []string, stdin io.Reader) ([]*spec.Document, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	docs = spec.MergeIdentical(docs)
 	if len(docs) == 0 {
 		return nil, fmt.Errorf("no objects in %s: a spec holds documents with apiVersion: petrel.dev/v1alpha1 and a kind", strings.Join(paths, ", "))
 	}

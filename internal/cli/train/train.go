@@ -41,7 +41,7 @@ func NewCmd(f *factory.Factory, runF func(context.Context, *Options) error) *cob
 		Long: `Create the TrainingJob (and the Volumes) in FILE, stream every attempt's
 output prefixed with its attempt number, and exit 0 when the job completes,
 1 with the reason when it fails. A job that finished earlier is run again;
-Ctrl-C detaches (the job keeps running).`,
+Ctrl-C detaches with exit code 130 (the job keeps running).`,
 		Example: `  petrel train -f examples/digits/train.yaml
   petrel train -f train.yaml --detach`,
 		Args: cobra.NoArgs,
@@ -79,6 +79,11 @@ func Run(ctx context.Context, opts *Options) error {
 		return err
 	}
 	var applied []backend.Applied
+	if prev, err := b.GetJob(ctx, job.Metadata.Name); err == nil && prev.Finished() {
+		// The re-run replaces the record: say so before it is gone.
+		fmt.Fprintf(opts.IO.ErrOut, "petrel: job %s ran before (%s, %d attempt(s)); this run replaces it, with its logs and metrics\n",
+			prev.Name, prev.Phase, len(prev.Attempts))
+	}
 	if r, ok := b.(replacer); ok {
 		applied, err = r.ApplyReplace(ctx, docs)
 	} else {
@@ -99,7 +104,8 @@ func Run(ctx context.Context, opts *Options) error {
 
 // Follow streams a job's logs to out and its state changes to errOut until
 // it finishes. It returns nil when the job completes and an *ExitError
-// (code 1) with the reason when it fails; on ctx cancel it detaches. When
+// (code 1) with the reason when it fails; on ctx cancel (Ctrl-C) it
+// detaches and returns an *ExitError of code 130 saying the job runs on. When
 // the server goes away meanwhile (a crash, server stop) it reconnects —
 // the client starts a new server, which re-adopts the job — and resumes
 // without repeating output lines.
@@ -128,6 +134,9 @@ func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name 
 		}()
 		for j := range watch {
 			last = j
+			if settling(&j) {
+				continue
+			}
 			if line := stateLine(&j); line != lastLine {
 				out.mu.Lock()
 				fmt.Fprintf(io.ErrOut, "petrel: %s\n", line)
@@ -137,8 +146,9 @@ func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name 
 		}
 		if ctx.Err() != nil {
 			stopLogs()
-			fmt.Fprintf(io.ErrOut, "\npetrel: detached; job %s keeps running (petrel logs %s -f)\n", name, name)
-			return nil
+			// Exit 130 (128 + SIGINT), so `petrel train … && petrel serve …`
+			// does not go on with a model that is not written yet.
+			return &printers.ExitError{Code: 130, Msg: fmt.Sprintf("interrupted: job %s keeps running; follow it with petrel logs %s -f, stop it with petrel delete job %s", name, name, name)}
 		}
 		if last.Finished() && last.Active == 0 {
 			// Let the log stream drain what the last attempt wrote.
@@ -227,6 +237,15 @@ func (d *dedupWriter) Write(p []byte) (int, error) {
 		}
 		d.partial = d.partial[i+1:]
 	}
+}
+
+// settling reports whether j is between an attempt that succeeded and the
+// job's Complete condition: the local engine reports that moment as
+// Pending, which is not news to print (batch/v1 goes from one to the other
+// in one sync).
+func settling(j *backend.Job) bool {
+	n := len(j.Attempts)
+	return j.Phase == backend.JobPending && j.Active == 0 && n > 0 && j.Attempts[n-1].Phase == "Succeeded"
 }
 
 // stateLine summarises a job's state for the live status line.

@@ -23,14 +23,7 @@ func init() {
 		Check: func(p *lint.Pass) {
 			for _, so := range p.Set.Services {
 				svc := so.Typed.(*corev1.Service)
-				var selected []*lint.Workload
-				for _, w := range p.Set.Workloads {
-					for _, s := range p.Set.ServicesFor(w) {
-						if s == so {
-							selected = append(selected, w)
-						}
-					}
-				}
+				selected := p.Set.WorkloadsFor(so)
 				if len(selected) == 0 {
 					continue
 				}
