@@ -156,7 +156,7 @@ func (e *Engine) apply(ctx context.Context, docs []*spec.Document, replace bool)
 		case *v1alpha1.Volume:
 			action, err = e.applyVolume(ctx, o, d.Dir)
 		case *v1alpha1.TrainingJob:
-			action, err = e.applyJob(ctx, o, d.Dir, replace)
+			action, err = e.applyJob(ctx, o, d.Dir, d.ShellEnv, replace)
 		case *v1alpha1.InferenceService:
 			action, err = e.applyService(ctx, o, d.Dir)
 		}
@@ -179,6 +179,7 @@ func (e *Engine) snapshot(r *jobRecord) backend.Job {
 		}
 	}
 	j.Notes = append([]string(nil), r.Notes...)
+	j.Labels = r.Labels
 	j.Spec.Env = v1alpha1.MaskSecrets(r.Spec.Env) // status never carries secrets
 	return j
 }

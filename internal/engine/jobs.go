@@ -52,7 +52,7 @@ func attemptDir(jobDir string, idx int) string {
 // immutable, as batch/v1 Job's pod template is: a changed spec is refused
 // unless replace is set and the job has finished (petrel train re-runs).
 // Caller holds e.mu.
-func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir string, replace bool) (string, error) {
+func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir string, shellEnv map[string]string, replace bool) (string, error) {
 	if err := e.node.Admit("job", j.Metadata.Name, &j.Spec.PodTemplate); err != nil {
 		return "", err
 	}
@@ -70,6 +70,9 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 			return "", fmt.Errorf("job %q is running with a different spec; a job's spec cannot change (as batch/v1): wait for it, or `petrel delete job %s` first", j.Metadata.Name, j.Metadata.Name)
 		}
 		if !replace {
+			if reflect.DeepEqual(old.Spec, j.Spec) {
+				return "", fmt.Errorf("job %q already ran from %s; this spec comes from %s, and a local job runs in its spec file's folder, so it counts as a different spec (as batch/v1, a job's spec cannot change): `petrel delete job %s` first, or re-run it with `petrel train`", j.Metadata.Name, old.Dir, dir, j.Metadata.Name)
+			}
 			return "", fmt.Errorf("job %q already ran with a different spec; a job's spec cannot change (as batch/v1): `petrel delete job %s` first, or re-run it with `petrel train`", j.Metadata.Name, j.Metadata.Name)
 		}
 		if err := e.deleteJobLocked(ctx, j.Metadata.Name); err != nil {
@@ -77,7 +80,8 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 		}
 	}
 	delete(e.tombstones, j.Metadata.Name)
-	r := &jobRecord{Job: backend.Job{Name: j.Metadata.Name, Spec: j.Spec, Phase: backend.JobPending, CreationTime: time.Now()}, Dir: dir, Labels: j.Metadata.Labels}
+	r := &jobRecord{Job: backend.Job{Name: j.Metadata.Name, Spec: j.Spec, Phase: backend.JobPending, CreationTime: time.Now(), ShellEnv: shellEnv},
+		Dir: dir, Labels: j.Metadata.Labels}
 	if j.Spec.Image != "" {
 		r.Notes = append(r.Notes, "image is used on Kubernetes only: locally the command runs from the spec file's directory")
 	}
@@ -283,7 +287,7 @@ func (e *Engine) podSpec(r *jobRecord, idx int, gpus []int) node.PodSpec {
 			vars = append(vars, [2]string{m.PathEnv, e.volumePath(m.Name)})
 		}
 	}
-	return node.PodSpec{Name: fmt.Sprintf("%s-%d", r.Name, idx), Template: &r.Spec.PodTemplate, BaseDir: r.Dir, Vars: vars, GPUs: gpus}
+	return node.PodSpec{Name: fmt.Sprintf("%s-%d", r.Name, idx), Template: &r.Spec.PodTemplate, BaseDir: r.Dir, ShellEnv: r.ShellEnv, Vars: vars, GPUs: gpus}
 }
 
 // attemptExited records an attempt's outcome from its shim's status file.

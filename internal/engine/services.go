@@ -41,8 +41,10 @@ type serviceRecord struct {
 	// Port is the load balancer's port, kept across server restarts.
 	Port int `json:"port"`
 	// Replicas is set by Scale and cleared by the next apply.
-	Replicas     *int32    `json:"replicas,omitempty"`
-	CreationTime time.Time `json:"creationTime"`
+	Replicas *int32 `json:"replicas,omitempty"`
+	// Labels are the spec's metadata.labels.
+	Labels       map[string]string `json:"labels,omitempty"`
+	CreationTime time.Time         `json:"creationTime"`
 }
 
 // serviceHistory is what a service's controller knew of its replicas (the
@@ -160,7 +162,7 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 			return "configured", nil
 		}
 		rec := *st.rec
-		rec.Spec, rec.Dir, rec.Replicas = o.Spec, dir, nil
+		rec.Spec, rec.Dir, rec.Replicas, rec.Labels = o.Spec, dir, nil, o.Metadata.Labels
 		rec.Generation++
 		env, wd, err := e.serviceEnv(&rec)
 		if err != nil {
@@ -175,7 +177,7 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 		}
 		return "configured", nil
 	}
-	rec := &serviceRecord{Name: name, Spec: o.Spec, Dir: dir, Generation: 1, CreationTime: time.Now()}
+	rec := &serviceRecord{Name: name, Spec: o.Spec, Dir: dir, Generation: 1, CreationTime: time.Now(), Labels: o.Metadata.Labels}
 	st, err := e.startService(rec, nil, nil)
 	if err != nil {
 		return "", err
@@ -279,6 +281,7 @@ func (e *Engine) serviceStatus(st *serviceState) backend.Service {
 	s := st.svc.Status()
 	s.Spec.Env = v1alpha1.MaskSecrets(s.Spec.Env) // status never carries secrets
 	s.CreationTime = st.rec.CreationTime
+	s.Labels = st.rec.Labels
 	for i := range s.Replicas {
 		s.Replicas[i].Node = "local"
 	}

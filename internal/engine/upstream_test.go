@@ -270,3 +270,28 @@ func TestGracePeriodHasTheKubeletsTwoSecondMinimum(t *testing.T) {
 		t.Fatalf("log %q: the SIGTERM handler did not get its second before SIGKILL", out.String())
 	}
 }
+
+// A job runs with the submitting shell's PATH (spec.Document.ShellEnv laid
+// over the server's environment): a tool only an activated virtualenv
+// provides is found, and the job records the environment it ran with.
+func TestJobRunsWithTheSubmittingShellsPath(t *testing.T) {
+	e := newEngine(t, 0)
+	venv := t.TempDir()
+	tool := filepath.Join(venv, "only-in-venv")
+	if err := os.WriteFile(tool, []byte("#!/bin/sh\necho venv-tool-ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shell := map[string]string{"PATH": venv + ":" + os.Getenv("PATH"), "VIRTUAL_ENV": venv}
+	j := job("venv", "only-in-venv")
+	j.Metadata.Labels = map[string]string{"team": "ml"}
+	if _, err := e.Apply(context.Background(), []*spec.Document{{File: "v.yaml", Object: j, Dir: t.TempDir(), ShellEnv: shell}}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitJob(t, e, "venv", 20*time.Second, finished)
+	if got.Phase != backend.JobComplete {
+		t.Fatalf("venv: %s %+v", got.Phase, got.Attempts)
+	}
+	if got.ShellEnv["VIRTUAL_ENV"] != venv || got.Labels["team"] != "ml" {
+		t.Errorf("recorded shell env %v, labels %v", got.ShellEnv, got.Labels)
+	}
+}

@@ -52,22 +52,8 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, home: home, dir: t.TempDir()}
 	t.Cleanup(func() {
 		// Workloads outlive the server: delete them first.
-		if r := e.run("get", "jobs", "-o", "json"); r.code == 0 {
-			var jobs []backend.Job
-			if json.Unmarshal([]byte(r.stdout), &jobs) == nil {
-				for _, j := range jobs {
-					e.run("delete", "job", j.Name)
-				}
-			}
-		}
-		if r := e.run("get", "services", "-o", "json"); r.code == 0 {
-			var svcs []backend.Service
-			if json.Unmarshal([]byte(r.stdout), &svcs) == nil {
-				for _, s := range svcs {
-					e.run("delete", "service", s.Name)
-				}
-			}
-		}
+		e.run("delete", "jobs", "--all")
+		e.run("delete", "services", "--all")
 		e.run("server", "stop")
 		os.RemoveAll(home)
 	})
@@ -125,8 +111,17 @@ func (e *env) dashboard() string {
 
 func (e *env) job(name string) backend.Job {
 	e.t.Helper()
-	var j backend.Job
-	if err := json.Unmarshal([]byte(e.petrel("get", "jobs", name, "-o", "json")), &j); err != nil {
+	// get -o json prints the object Kubernetes-shaped: status holds the rest.
+	var obj struct {
+		Spec   json.RawMessage `json:"spec"`
+		Status backend.Job     `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(e.petrel("get", "jobs", name, "-o", "json")), &obj); err != nil {
+		e.t.Fatal(err)
+	}
+	j := obj.Status
+	j.Name = name
+	if err := json.Unmarshal(obj.Spec, &j.Spec); err != nil {
 		e.t.Fatal(err)
 	}
 	return j
@@ -134,8 +129,16 @@ func (e *env) job(name string) backend.Job {
 
 func (e *env) service(name string) backend.Service {
 	e.t.Helper()
-	var s backend.Service
-	if err := json.Unmarshal([]byte(e.petrel("get", "services", name, "-o", "json")), &s); err != nil {
+	var obj struct {
+		Spec   json.RawMessage `json:"spec"`
+		Status backend.Service `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(e.petrel("get", "services", name, "-o", "json")), &obj); err != nil {
+		e.t.Fatal(err)
+	}
+	s := obj.Status
+	s.Name = name
+	if err := json.Unmarshal(obj.Spec, &s.Spec); err != nil {
 		e.t.Fatal(err)
 	}
 	return s

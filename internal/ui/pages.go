@@ -22,7 +22,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"dur":   human,
 		"clock": func(t *time.Time) string { return clock(t) },
 		"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-		"lower": strings.ToLower,
+		"lower": func(v any) string { return strings.ToLower(fmt.Sprint(v)) }, // phases are typed strings
 		"join":  strings.Join,
 	}
 	out := map[string]*template.Template{}

@@ -131,7 +131,7 @@ func TestGuardMovesTheTokenIntoAStrictHttpOnlyCookie(t *testing.T) {
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "job-0001") {
-		t.Fatalf("with the cookie: %d", rec.Code)
+		t.Fatalf("with the cookie: %d %s", rec.Code, rec.Body.String())
 	}
 	for _, tc := range []struct {
 		name string

@@ -52,8 +52,11 @@ func TestParallelAutoStartsRunOneEngine(t *testing.T) {
 			t.Errorf("command %d: exit %d: %s", i, r.code, r.stderr)
 			continue
 		}
-		var s backend.Service
-		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.URL != url {
+		var obj struct { // get -o json prints the object Kubernetes-shaped
+			Status backend.Service `json:"status"`
+		}
+		err := json.Unmarshal([]byte(r.stdout), &obj)
+		if s := obj.Status; err != nil || s.URL != url {
 			t.Errorf("command %d: service URL %q (err %v), want %q as before the restart", i, s.URL, err, url)
 		}
 	}

@@ -70,6 +70,10 @@ type PodSpec struct {
 	// BaseDir is the spec file's directory: a relative workingDir (or none)
 	// is resolved against it.
 	BaseDir string
+	// ShellEnv is laid over the server's environment: the submitting
+	// shell's PATH, VIRTUAL_ENV, CONDA_PREFIX … (spec.ShellEnvVars), so a
+	// job started from an activated virtualenv finds its python.
+	ShellEnv map[string]string
 	// Vars are variables set before the template's env, in order (the
 	// pod's identity, each mount's pathEnv, PORT …); later ones and the
 	// template's env may reference them as $(NAME).
@@ -79,8 +83,8 @@ type PodSpec struct {
 }
 
 // Prepare resolves a pod's argv, environment and working directory into
-// the shim's config: the server's environment as the base (so python3 is
-// found on its PATH), then Vars, the GPU devices (CUDA_VISIBLE_DEVICES and
+// the shim's config: the server's environment with ShellEnv over it as the
+// base (so python3 is found on the submitting shell's PATH), then Vars, the GPU devices (CUDA_VISIBLE_DEVICES and
 // NVIDIA_VISIBLE_DEVICES) and the template's env, each value expanded
 // against those before it, and argv expanded against them all (kubelet
 // semantics: $(VAR), $$ for a literal $). The error says why the pod cannot
@@ -92,6 +96,9 @@ func (n *Node) Prepare(p PodSpec) (*ShimConfig, error) {
 		vars = append(vars, [2]string{ev.Name, ev.Value})
 	}
 	base := hostEnv()
+	for k, v := range p.ShellEnv {
+		base[k] = v
+	}
 	envList, env := expandEnv(base, vars)
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	argv := make([]string, 0, len(t.Command)+len(t.Args))
