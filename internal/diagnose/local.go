@@ -44,6 +44,7 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 	// Group failed attempts by cause, as crashes() does for pods.
 	var ooms, starts, crashes []backend.Attempt
 	patterns := map[*logPattern][]backend.Attempt{}
+	quotes := map[*logPattern][]string{}
 	for _, a := range failed {
 		switch {
 		case a.Reason == backend.ReasonOOMKilled:
@@ -52,8 +53,9 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			starts = append(starts, a)
 		case a.Reason == backend.ReasonDeadlineExceeded:
 		default:
-			if p := matchLogs(append([]string{a.Message}, a.LogTail...)); p != nil {
+			if p, quote := matchLogs(append([]string{a.Message}, a.LogTail...)); p != nil {
 				patterns[p] = append(patterns[p], a)
+				quotes[p] = quote
 			} else {
 				crashes = append(crashes, a)
 			}
@@ -77,8 +79,10 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 		if as := patterns[p]; len(as) > 0 {
 			last := as[len(as)-1]
 			out = append(out, backend.Finding{
-				RuleID: p.ID, Severity: backend.SeverityError, Object: obj, Permanent: p.Permanent, Evidence: attemptEvidence(as),
-				Message: fmt.Sprintf(p.Message, fmt.Sprintf("Attempt %d of job %s", last.Index, job.Name)), Fix: p.Fix,
+				RuleID: p.ID, Severity: backend.SeverityError, Object: obj, Permanent: p.Permanent,
+				Evidence: append(quoteEvidence(fmt.Sprintf("attempt %d", last.Index), quotes[p]), attemptEvidence(as)...),
+				Message:  p.message(fmt.Sprintf("Attempt %d of job %s", last.Index, job.Name), quoteLine(quotes[p])),
+				Fix:      p.Fix,
 			})
 		}
 	}
@@ -199,6 +203,15 @@ func AnalyzeService(svc backend.Service) []backend.Finding {
 		}
 		ev := []string{fmt.Sprintf("replica %s: restarts %d, lastReason %s", strings.Join(names, ", "), restarts, reason)}
 		who := fmt.Sprintf("replica %s of service %s", strings.Join(names, ", "), svc.Name)
+		// A cause the server states in its last lines beats the way it
+		// ended (a probe kill, an exit code): the probe only saw it not
+		// come up. A host OOM kill is its own cause.
+		if reason != backend.ReasonOOMKilled {
+			if f := replicaLogFinding(svc, rs, ev); f != nil {
+				out = append(out, *f)
+				continue
+			}
+		}
 		switch reason {
 		case backend.ReasonOOMKilled:
 			limit := ""
@@ -209,7 +222,7 @@ func AnalyzeService(svc backend.Service) []backend.Finding {
 			out = append(out, oomFinding(obj, "Replica "+strings.Join(names, ", ")+" of service "+svc.Name, limit, fmt.Sprintf("restarted %d times", restarts), ev))
 		case "LivenessProbeFailed", "StartupProbeFailed":
 			ev = append(ev, eventsMatching("Liveness probe failed", "Startup probe failed", "failed liveness probe", "failed startup probe")...)
-			out = append(out, livenessFinding(obj, who, svc.Spec.StartupProbe != nil, strings.Contains(strings.Join(ev, " "), "connection refused"), ev))
+			out = append(out, livenessFinding(obj, who, svc.Spec.StartupProbe != nil, strings.Contains(strings.Join(ev, " "), "connection refused"), "petrel logs service/"+svc.Name, ev))
 		case backend.ReasonStartError:
 			out = append(out, backend.Finding{RuleID: "container-start-error", Severity: backend.SeverityError, Object: obj, Permanent: true,
 				Evidence: append(ev, eventsMatching("Failed")...),
@@ -259,6 +272,29 @@ func AnalyzeService(svc backend.Service) []backend.Finding {
 	}
 	sortFindings(out)
 	return out
+}
+
+// replicaLogFinding returns the log-signature finding for replicas whose
+// last lines (Replica.LogTail, kept at their last exit) carry a known
+// cause, quoting those lines, or nil.
+func replicaLogFinding(svc backend.Service, rs []backend.Replica, ev []string) *backend.Finding {
+	for i := len(rs) - 1; i >= 0; i-- {
+		r := rs[i]
+		p, quote := matchLogs(r.LogTail)
+		if p == nil {
+			continue
+		}
+		ev = append(quoteEvidence("replica "+r.Name, quote), ev...)
+		if len(r.LogTail) > 0 {
+			ev = append(ev, logEvidence("replica "+r.Name, r.LogTail, 4)...)
+		}
+		return &backend.Finding{
+			RuleID: p.ID, Severity: backend.SeverityError, Object: "Service/" + svc.Name, Permanent: p.Permanent, Evidence: ev,
+			Message: p.message(fmt.Sprintf("Replica %s of service %s", r.Name, svc.Name), quoteLine(quote)),
+			Fix:     p.Fix + fmt.Sprintf(" (petrel logs service/%s --replica %d shows the whole log.)", svc.Name, r.Index),
+		}
+	}
+	return nil
 }
 
 func lastStrings(s []string, n int) []string {

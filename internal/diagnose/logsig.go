@@ -12,12 +12,14 @@ import (
 func init() {
 	var rules []Rule
 	for _, p := range logPatterns {
-		rules = append(rules, Rule{p.ID, fmt.Sprintf(p.Message, "A container")})
+		rules = append(rules, Rule{p.ID, p.message("A container", "(the line quoted)")})
 	}
 	register(Analyzer{
 		Name: "log-signatures",
-		Description: "Recognises known failure signatures in a crashed container's last log lines: /dev/shm too " +
-			"small for DataLoader workers, CUDA out of memory, no GPU visible, distributed rendezvous before the master is up.",
+		Description: "Recognises known failure signatures in a crashed container's last log lines (the catalogue in " +
+			"signatures.go: /dev/shm too small, CUDA out of memory, NCCL timeouts and system errors, no GPU visible, " +
+			"port in use, file not found, rendezvous before the master is up, torchrun's ChildFailedError, the last Python exception) " +
+			"and quotes the lines; a stated cause beats a probe kill.",
 		Rules: rules,
 		Run:   runLogSignatures,
 	})
@@ -30,14 +32,24 @@ func runLogSignatures(c *Context) []backend.Finding {
 			continue
 		}
 		p := k.Pattern
-		ev := k.evidence(6)
+		ev := append(quoteEvidence(k.Status.Name, k.Quote), k.evidence(6)...)
 		if p.ID == "rendezvous-peer-not-ready" {
 			ev = append(ev, masterEvidence(c, k.Pod)...)
 		}
 		out = append(out, backend.Finding{
 			RuleID: p.ID, Severity: backend.SeverityError, Object: podObject(k.Pod), Permanent: p.Permanent,
-			Message: fmt.Sprintf(p.Message, fmt.Sprintf("Container %s of pod %s", k.Status.Name, k.Pod.Name)), Evidence: ev, Fix: p.Fix,
+			Message: p.message(fmt.Sprintf("Container %s of pod %s", k.Status.Name, k.Pod.Name), quoteLine(k.Quote)), Evidence: ev, Fix: p.Fix,
 		})
+	}
+	return out
+}
+
+// quoteEvidence quotes the log lines that carry a signature's cause, first
+// in the evidence so a reader sees them before the surrounding state.
+func quoteEvidence(who string, quote []string) []string {
+	out := make([]string, 0, len(quote))
+	for _, l := range quote {
+		out = append(out, fmt.Sprintf("log %s (cause): %s", who, l))
 	}
 	return out
 }

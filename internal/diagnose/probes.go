@@ -37,7 +37,8 @@ func runProbes(c *Context) []backend.Finding {
 		}
 		hasStartup := k.Spec != nil && k.Spec.StartupProbe != nil
 		who := fmt.Sprintf("container %s of pod %s", k.Status.Name, k.Pod.Name)
-		out = append(out, livenessFinding(podObject(k.Pod), who, hasStartup, strings.Contains(eventsText(evs), "connection refused"), ev))
+		out = append(out, livenessFinding(podObject(k.Pod), who, hasStartup, strings.Contains(eventsText(evs), "connection refused"),
+			fmt.Sprintf("kubectl logs %s -c %s --previous", k.Pod.Name, k.Status.Name), ev))
 	}
 	// Readiness failures on pods not already explained by liveness kills.
 	for _, p := range c.Pods() {
@@ -82,8 +83,9 @@ func eventsText(es []*corev1.Event) string {
 
 // livenessFinding is shared by the Kubernetes and local analyses. who is
 // "container C of pod P" or "replica R of service S"; refused says the
-// probe found nothing listening yet.
-func livenessFinding(object, who string, hasStartup, refused bool, ev []string) backend.Finding {
+// probe found nothing listening yet; logsCmd is how the user reads the
+// output of the killed run on this target.
+func livenessFinding(object, who string, hasStartup, refused bool, logsCmd string, ev []string) backend.Finding {
 	msg := fmt.Sprintf("The kubelet restarts %s because its liveness probe fails, not because the program crashes", who)
 	if refused {
 		msg += ": nothing listens on the probe's port yet while the server starts or loads its model."
@@ -94,6 +96,6 @@ func livenessFinding(object, who string, hasStartup, refused bool, ev []string) 
 	if hasStartup {
 		fix = "Raise the startupProbe's failureThreshold × periodSeconds above the model's load time"
 	}
-	fix += "; if kubectl logs --previous shows the server never binds (bad model repository, no GPU), fix that first — no probe timing helps then."
+	fix += "; if " + logsCmd + " shows the server never binds (bad model repository, missing model file, no GPU), fix that first — no probe timing helps then."
 	return backend.Finding{RuleID: "liveness-probe-restarts", Severity: backend.SeverityError, Object: object, Permanent: true, Evidence: ev, Message: msg, Fix: fix}
 }
