@@ -78,7 +78,7 @@ func (c *Context) findCrashes() []*crash {
 			k.Cause = causeOOM
 		case p != nil:
 			k.Cause, k.Pattern, k.Quote = causeLog, p, quote
-		case len(c.probeKills(r.Pod, r.Status.Name)) > 0:
+		case len(c.probeKills(r.Pod, r.Status.Name)) > 0 || c.probeKilledByObjects(r, t):
 			k.Cause = causeLiveness
 		default:
 			k.Cause = causeCrash
@@ -158,6 +158,25 @@ func exitMeaning(code int32) string {
 		return fmt.Sprintf("signal %d", code-128)
 	}
 	return "an error"
+}
+
+// probeKilledByObjects tells a kubelet probe kill from the objects, without
+// the events' wording: the container has a liveness or startup probe, it
+// last ended by a signal the kubelet sends (SIGKILL 137 after the grace
+// period, SIGTERM 143 when the program exits on it) and was not
+// OOM-killed, and the kubelet recorded Unhealthy or Killing events for
+// the pod (by reason; their messages may be gone or reworded).
+func (c *Context) probeKilledByObjects(r containerRef, t *corev1.ContainerStateTerminated) bool {
+	if r.Spec == nil || (r.Spec.LivenessProbe == nil && r.Spec.StartupProbe == nil) || t == nil ||
+		(t.ExitCode != 137 && t.ExitCode != 143) || t.Reason == backend.ReasonOOMKilled {
+		return false
+	}
+	for _, e := range c.Events("Pod", r.Pod.Namespace, r.Pod.Name) {
+		if e.Reason == "Unhealthy" || e.Reason == "Killing" {
+			return true
+		}
+	}
+	return false
 }
 
 // probeKills returns the events saying the kubelet killed or will restart

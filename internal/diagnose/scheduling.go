@@ -131,6 +131,15 @@ func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
 	for _, n := range insufficientResources(schedMsg) {
 		insufficient[n] = true
 	}
+	// The scheduler's filters, computed from the node and pod objects:
+	// the message, when there is one, only corroborates them.
+	filt := filterNodes(c, p, nodes)
+	if len(taints) == 0 {
+		taints = filt.taints
+	}
+	for n := range filt.insufficient {
+		insufficient[n] = true
+	}
 	explained := false
 
 	for _, name := range podResourceNames(&p.Spec) {
@@ -222,7 +231,7 @@ func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
 		out = append(out, taintFinding(c, p, taints, schedEv))
 		explained = true
 	}
-	if strings.Contains(schedMsg, "didn't match Pod's node affinity") || strings.Contains(schedMsg, "didn't match node selector") {
+	if filt.noAffinity || strings.Contains(schedMsg, "didn't match Pod's node affinity") || strings.Contains(schedMsg, "didn't match node selector") {
 		if f := affinityFinding(c, p, schedEv); f != nil {
 			out = append(out, *f)
 			explained = true
@@ -236,6 +245,88 @@ func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
 		})
 	}
 	return out
+}
+
+// nodeFilterResult is what the scheduler's filters decide for one pod over
+// the nodes in state.
+type nodeFilterResult struct {
+	// noAffinity: no node passes NodeAffinity (nodeSelector and required
+	// node affinity).
+	noAffinity bool
+	// taints: every node that passes NodeAffinity is rejected by
+	// TaintToleration; one untolerated taint per such node, deduplicated.
+	taints []corev1.Taint
+	// insufficient: resources that no node passing NodeAffinity and
+	// TaintToleration has free (allocatable minus the requests of the pods
+	// bound to it), as NodeResourcesFit judges them.
+	insufficient map[corev1.ResourceName]bool
+}
+
+// filterNodes runs the NodeUnschedulable, NodeAffinity, TaintToleration and
+// NodeResourcesFit filters of the kube-scheduler (pkg/scheduler/framework/
+// plugins) for pod over nodes, from the objects alone. With no nodes in
+// state it decides nothing.
+func filterNodes(c *Context, p *corev1.Pod, nodes []corev1.Node) nodeFilterResult {
+	res := nodeFilterResult{insufficient: map[corev1.ResourceName]bool{}}
+	if len(nodes) == 0 {
+		return res
+	}
+	aff := nodeaffinity.GetRequiredNodeAffinity(p)
+	var matching, tolerated []*corev1.Node
+	for i := range nodes {
+		n := &nodes[i]
+		if ok, err := aff.Match(n); err == nil && !ok {
+			continue
+		}
+		matching = append(matching, n)
+	}
+	if len(matching) == 0 {
+		res.noAffinity = true
+		return res
+	}
+	seen := map[string]bool{}
+	var taints []corev1.Taint
+	for _, n := range matching {
+		if n.Spec.Unschedulable {
+			continue
+		}
+		if t, bad := untoleratedTaint(p.Spec.Tolerations, n); bad {
+			if k := taintString(t); !seen[k] {
+				seen[k] = true
+				taints = append(taints, t)
+			}
+			continue
+		}
+		tolerated = append(tolerated, n)
+	}
+	if len(tolerated) == 0 {
+		res.taints = taints
+		return res
+	}
+	for _, name := range podResourceNames(&p.Spec) {
+		req := podRequest(&p.Spec, name)
+		if req.IsZero() {
+			continue
+		}
+		fits := false
+		for _, n := range tolerated {
+			alloc, ok := n.Status.Allocatable[name]
+			if !ok {
+				continue
+			}
+			free := alloc.DeepCopy()
+			used := c.requested(n.Name, name)
+			free.Sub(used)
+			if free.Cmp(req) >= 0 {
+				fits = true
+				break
+			}
+		}
+		if !fits {
+			res.insufficient[name] = true
+		}
+	}
+	return res
 }
 
 // taintFinding explains an untolerated taint, with the node's effect when
