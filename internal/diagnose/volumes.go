@@ -124,7 +124,7 @@ var blockProvisioners = map[string]bool{
 	"ebs.csi.aws.com": true, "kubernetes.io/aws-ebs": true,
 	"pd.csi.storage.gke.io": true, "kubernetes.io/gce-pd": true,
 	"disk.csi.azure.com": true, "kubernetes.io/azure-disk": true,
-	"rancher.io/local-path": true,
+	"rancher.io/local-path":    true,
 	"cinder.csi.openstack.org": true, "kubernetes.io/cinder": true,
 	"dobs.csi.digitalocean.com": true,
 }
