@@ -103,7 +103,11 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			f.Message = fmt.Sprintf("Job %s failed: %d attempts failed%s, more than backoffLimit %d allows.", job.Name, len(failed), last, backoff)
 			f.Fix = fmt.Sprintf("Read why the attempts fail (petrel logs job/%s), fix it and run the job again.", job.Name)
 		case backend.ReasonDeadlineExceeded:
-			deadlineExceeded(&f, job.Name, job.Spec.ActiveDeadlineSeconds, "its attempt was")
+			why := ""
+			if n := len(failed) - countReason(failed, backend.ReasonDeadlineExceeded); n > 0 {
+				why = fmt.Sprintf("%d of its attempts failed before it", n)
+			}
+			deadlineExceeded(&f, job.Name, job.Spec.ActiveDeadlineSeconds, "its attempt was", why)
 		default:
 			f.RuleID = "job-failed"
 			f.Message = fmt.Sprintf("Job %s failed (%s): %s", job.Name, c.Reason, c.Message)
@@ -135,6 +139,16 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 	}
 	sortFindings(out)
 	return out
+}
+
+func countReason(as []backend.Attempt, reason string) int {
+	n := 0
+	for _, a := range as {
+		if a.Reason == reason {
+			n++
+		}
+	}
+	return n
 }
 
 func lastN(as []backend.Attempt, n int) []backend.Attempt {

@@ -18,7 +18,8 @@ var blockingRules = map[string]bool{
 	"image-not-found": true, "image-pull-unauthorized": true, "registry-unreachable": true, "image-pull-failed": true,
 }
 
-var crashRules = map[string]bool{"crash-loop": true, "container-failed": true, "rendezvous-peer-not-ready": true}
+var crashRules = map[string]bool{"crash-loop": true, "container-failed": true, "rendezvous-peer-not-ready": true,
+	"python-exception": true, "torch-elastic-child-failed": true, "nccl-timeout": true, "nccl-system-error": true}
 
 // relate adds, to every crash finding, the pods that could not start in the
 // same analysis, so the report points at the root cause across dependent

@@ -71,7 +71,7 @@ func signatureCatalogue() []*logPattern {
 		re:        regexp.MustCompile(`(?i)CUDA out of memory|torch\.(cuda\.)?OutOfMemoryError|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED|RESOURCE_EXHAUSTED: Out of memory while trying to allocate|No available memory for the cache blocks`),
 		Permanent: true,
 		Message:   "{who} ran out of GPU memory (CUDA out of memory); more host memory will not help — {line}",
-		Fix:       "Lower the batch size or sequence length, use mixed precision or gradient checkpointing, or ask for a GPU with more memory; for vLLM lower --gpu-memory-utilization's competitors or --max-model-len.",
+		Fix:       "Lower the batch size or sequence length, use mixed precision or gradient checkpointing, or ask for a GPU with more memory; for vLLM lower --max-model-len or --max-num-seqs.",
 		Source:    "PyTorch's CUDA caching allocator ('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate …'); XLA's RESOURCE_EXHAUSTED; vLLM's KV-cache check.",
 	})
 	registerSignature(&logPattern{
