@@ -161,3 +161,25 @@ func TestStorageFromObjects(t *testing.T) {
 		t.Errorf("want permanent pvc-unbound naming the block provisioner; got:\n%s", dump(got))
 	}
 }
+
+// TestCorpusFromObjectsAlone does the same for the public-report corpus.
+func TestCorpusFromObjectsAlone(t *testing.T) {
+	onlyInMessages := map[string]string{
+		"N07.yaml": "the dump holds no StorageClass list, so that none exists is stated only by the binder's FailedBinding message",
+	}
+	for _, c := range corpus {
+		t.Run(strings.TrimSuffix(c.file, ".yaml")+"/"+c.rule, func(t *testing.T) {
+			if why, ok := onlyInMessages[c.file]; ok {
+				t.Skip(why)
+			}
+			s := loadCorpus(t, c.file)
+			stripMessages(s)
+			for _, f := range Analyze(s, c.target) {
+				if f.RuleID == c.rule && f.Object == c.object && f.Permanent == c.permanent {
+					return
+				}
+			}
+			t.Errorf("without messages, no %s on %s", c.rule, c.object)
+		})
+	}
+}

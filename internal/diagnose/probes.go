@@ -47,11 +47,22 @@ func runProbes(c *Context) []backend.Finding {
 		}
 		var ev []string
 		for _, e := range c.Events("Pod", p.Namespace, p.Name) {
-			if e.Reason == "Unhealthy" && strings.HasPrefix(e.Message, "Readiness probe failed") {
+			// By its wording, or from the objects: an Unhealthy event of a
+			// running pod not killed by a probe, whose containers have a
+			// readiness probe and are not ready.
+			if e.Reason == "Unhealthy" && !strings.HasPrefix(e.Message, "Liveness") && !strings.HasPrefix(e.Message, "Startup") &&
+				(strings.HasPrefix(e.Message, "Readiness probe failed") || hasReadinessProbe(p)) {
 				ev = append(ev, eventEvidence(e))
 			}
 		}
 		if len(ev) == 0 || podReady(p) {
+			continue
+		}
+		// A server that runs but states a permanent cause in its log
+		// (its model path does not exist) will not become ready by
+		// waiting: the log's cause is the finding.
+		if f := notReadyLogFinding(c, p, ev); f != nil {
+			out = append(out, *f)
 			continue
 		}
 		out = append(out, backend.Finding{
@@ -61,6 +72,37 @@ func runProbes(c *Context) []backend.Finding {
 		})
 	}
 	return out
+}
+
+// notReadyLogFinding returns the log-signature finding for a running,
+// not-ready container of p whose current log carries a permanent cause,
+// quoting it with the readiness evidence ev; nil when none does.
+func notReadyLogFinding(c *Context, p *corev1.Pod, ev []string) *backend.Finding {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Ready {
+			continue
+		}
+		pat, quote := matchLogs(c.Logs(p, cs.Name))
+		if pat == nil || !pat.Permanent {
+			continue
+		}
+		return &backend.Finding{
+			RuleID: pat.ID, Severity: backend.SeverityError, Object: podObject(p), Permanent: true,
+			Evidence: append(quoteEvidence(cs.Name, quote), ev...),
+			Message:  pat.message(fmt.Sprintf("Container %s of pod %s", cs.Name, p.Name), quoteLine(quote)),
+			Fix:      pat.Fix,
+		}
+	}
+	return nil
+}
+
+func hasReadinessProbe(p *corev1.Pod) bool {
+	for _, ct := range p.Spec.Containers {
+		if ct.ReadinessProbe != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func podReady(p *corev1.Pod) bool {

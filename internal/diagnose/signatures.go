@@ -108,11 +108,11 @@ func signatureCatalogue() []*logPattern {
 	})
 	registerSignature(&logPattern{
 		ID:        "file-not-found",
-		re:        regexp.MustCompile(`FileNotFoundError|No such file or directory|(?i)does not appear to have a file named|is not a valid model identifier|Can't load .* for '|model repository .* (not found|does not exist)|failed to stat file`),
+		re:        regexp.MustCompile(`FileNotFoundError|No such file or directory|(?i)does not appear to have a file named|is not a valid model identifier|Can't load .* for '|model repository .* (not found|does not exist)|failed to stat file|Could not find base path`),
 		Permanent: true,
 		Message:   "{who} cannot open a file it needs (a model or data file): the path does not exist in its filesystem — {line}",
 		Fix:       "Make the path exist where the program looks: write the model there first (run the training job that produces it), mount the volume that holds it at that path, or correct the path in the command or environment; restarts and longer probes will not create it.",
-		Source:    "Python's FileNotFoundError / ENOENT ('[Errno 2] No such file or directory'); transformers' 'does not appear to have a file named'; Triton's model repository errors.",
+		Source:    "Python's FileNotFoundError / ENOENT ('[Errno 2] No such file or directory'); transformers' 'does not appear to have a file named'; Triton's model repository errors; TF Serving's 'Could not find base path'.",
 	})
 	registerSignature(&logPattern{
 		ID: "rendezvous-peer-not-ready",
