@@ -1,6 +1,8 @@
 package diagnose
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,6 +80,18 @@ var signatureLogs = []struct {
 	{"gpu-not-visible", "Found no NVIDIA driver", []string{
 		"RuntimeError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a driver from http://www.nvidia.com/Download/index.aspx",
 	}},
+}
+
+func TestREADMENamesEverySignature(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range logPatterns {
+		if !strings.Contains(string(readme), "`"+p.ID+"`") {
+			t.Errorf("README's diagnose section does not name signature %s", p.ID)
+		}
+	}
 }
 
 func TestEverySignatureHasAnExample(t *testing.T) {
