@@ -35,6 +35,9 @@ const (
 	classPort        = "port in use"
 	classStorage     = "storage (claims, classes, provisioners)"
 	classProgram     = "program error (Python exception)"
+	classScheduling  = "scheduling (GPU and CPU requests, affinity)"
+	classDevice      = "GPU device plugin"
+	classHostMemory  = "host memory (OOM kill)"
 )
 
 var (
@@ -81,6 +84,24 @@ var corpus = []corpusCase{
 		wrong: []*regexp.Regexp{corpusWait, corpusRaiseProbe, regexp.MustCompile(`(?i)still loading its model this passes`)}},
 	{file: "N12.yaml", class: classProgram, target: ref("pod", "vllm-deployment-8577b94b74-fhx85"), rule: "python-exception",
 		object: "Pod/vllm-deployment-8577b94b74-fhx85", permanent: false, words: []string{"environment variable RANK expected"},
+		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N13.yaml", class: classScheduling, target: ref("pod", "gpu-pod"), rule: "gpu-request-exceeds-nodes",
+		object: "Pod/gpu-pod", permanent: true, words: []string{"2 nvidia.com/gpu", "largest node has 1"},
+		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N14.yaml", class: classDevice, target: ref("pod", "gpu-pod"), rule: "gpu-not-advertised",
+		object: "Pod/gpu-pod", permanent: true, words: []string{"no node advertises nvidia.com/gpu", "device plugin"},
+		wrong: []*regexp.Regexp{corpusWait, corpusLowerRequest}},
+	{file: "N15.yaml", class: classDevice, rule: "daemonset-not-scheduled",
+		object: "DaemonSet/nvdp-nvidia-device-plugin", permanent: true, words: []string{"nvidia.com/gpu.present"},
+		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N16.yaml", class: classScheduling, target: ref("pod", "devpod-de-a-gpu"), rule: "pod-affinity-mismatch",
+		object: "Pod/devpod-de-a-gpu", permanent: true, words: []string{"devpod-default-de-a-d7206", "cpu-1"},
+		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N17.yaml", class: classScheduling, target: ref("pod", "egl-desktop-0"), rule: "resource-request-exceeds-nodes",
+		object: "Pod/egl-desktop-0", permanent: true, words: []string{"16 cpu", "15"},
+		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N18.yaml", class: classHostMemory, target: ref("pod", "vllm-deployment-router-6b9f7c8d5-tq4lm"), rule: "oom-killed",
+		object: "Pod/vllm-deployment-router-6b9f7c8d5-tq4lm", permanent: true, words: []string{"500Mi"},
 		wrong: []*regexp.Regexp{corpusWait}},
 }
 

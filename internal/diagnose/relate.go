@@ -14,7 +14,7 @@ import (
 var blockingRules = map[string]bool{
 	"untolerated-taint": true, "gpu-request-exceeds-nodes": true, "gpu-busy": true, "gpu-not-advertised": true,
 	"gpu-insufficient": true, "resource-request-exceeds-nodes": true, "resource-busy": true,
-	"node-affinity-mismatch": true, "unschedulable": true, "volume-multi-attach": true, "volume-mount-failed": true,
+	"node-affinity-mismatch": true, "pod-affinity-mismatch": true, "unschedulable": true, "volume-multi-attach": true, "volume-mount-failed": true,
 	"image-not-found": true, "image-pull-unauthorized": true, "registry-unreachable": true, "image-pull-failed": true,
 }
 
