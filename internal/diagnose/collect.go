@@ -62,7 +62,26 @@ func Collect(ctx context.Context, cs kubernetes.Interface, namespace string, tar
 		found = true
 		return nil
 	}
+	// hpa/NAME: the HPA and its scale target, read as that target (the
+	// Deployment branch lists the HPAs that scale it).
+	if kind == "hpa" {
+		h, err := cs.AutoscalingV2().HorizontalPodAutoscalers(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err := get(err, "HorizontalPodAutoscaler"); err != nil {
+			return nil, err
+		}
+		if err == nil && h.Spec.ScaleTargetRef.Name != "" {
+			if canonicalKind(h.Spec.ScaleTargetRef.Kind) != "deployment" {
+				s.HorizontalPodAutoscalers = append(s.HorizontalPodAutoscalers, *h)
+			}
+			kind, name = canonicalKind(h.Spec.ScaleTargetRef.Kind), h.Spec.ScaleTargetRef.Name
+		}
+	}
 	switch kind {
+	case "pvc":
+		_, err := cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err := get(err, "PersistentVolumeClaim"); err != nil {
+			return nil, err
+		}
 	case "job":
 		j, err := cs.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err := get(err, "Job"); err != nil {
@@ -112,9 +131,9 @@ func Collect(ctx context.Context, cs kubernetes.Interface, namespace string, tar
 	}
 
 	// Pods: by the workload's selector, or all of the namespace.
-	if kind != "pod" && (selector != nil && !selector.Empty() || kind == "") {
+	if kind != "pod" && (selector != nil && !selector.Empty() || kind == "" || kind == "pvc") {
 		opts := metav1.ListOptions{}
-		if kind != "" {
+		if kind != "" && kind != "pvc" {
 			opts.LabelSelector = selector.String()
 		}
 		pods, err := cs.CoreV1().Pods(namespace).List(ctx, opts)
