@@ -38,6 +38,8 @@ const (
 	classScheduling  = "scheduling (GPU and CPU requests, affinity)"
 	classDevice      = "GPU device plugin"
 	classHostMemory  = "host memory (OOM kill)"
+	classAutoscaling = "autoscaling (HPA metrics)"
+	classImages      = "images (pull errors)"
 )
 
 var (
@@ -102,6 +104,12 @@ var corpus = []corpusCase{
 		wrong: []*regexp.Regexp{corpusWait}},
 	{file: "N18.yaml", class: classHostMemory, target: ref("pod", "vllm-deployment-router-6b9f7c8d5-tq4lm"), rule: "oom-killed",
 		object: "Pod/vllm-deployment-router-6b9f7c8d5-tq4lm", permanent: true, words: []string{"500Mi"},
+		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N19.yaml", class: classAutoscaling, target: ref("hpa", "php-apache-test"), rule: "hpa-metrics-unavailable",
+		object: "HorizontalPodAutoscaler/php-apache-test", permanent: false, words: []string{"metrics-server", "no metrics returned"},
+		wrong: []*regexp.Regexp{regexp.MustCompile(`(?i)add resources\.requests`), regexp.MustCompile(`(?i)raise maxReplicas`)}},
+	{file: "N20.yaml", class: classImages, target: ref("pod", "meta-llama3-8b-instruct-pod"), rule: "image-pull-unauthorized",
+		object: "Pod/meta-llama3-8b-instruct-pod", permanent: true, words: []string{"authentication required", "imagePullSecrets"},
 		wrong: []*regexp.Regexp{corpusWait}},
 }
 

@@ -166,6 +166,7 @@ func TestStorageFromObjects(t *testing.T) {
 func TestCorpusFromObjectsAlone(t *testing.T) {
 	onlyInMessages := map[string]string{
 		"N07.yaml": "the dump holds no StorageClass list, so that none exists is stated only by the binder's FailedBinding message",
+		"N20.yaml": "the registry's refusal (401, authentication required) exists only in the kubelet's pull error; the objects say only ImagePullBackOff",
 	}
 	for _, c := range corpus {
 		t.Run(strings.TrimSuffix(c.file, ".yaml")+"/"+c.rule, func(t *testing.T) {
