@@ -227,6 +227,9 @@ func Collect(ctx context.Context, cs kubernetes.Interface, namespace string, tar
 	if err := collectNodePods(ctx, cs, s); err != nil {
 		return nil, err
 	}
+	if err := collectAffinityPods(ctx, cs, s); err != nil {
+		return nil, err
+	}
 	collectLogs(ctx, cs, s)
 	return s, nil
 }
@@ -274,6 +277,57 @@ func collectNodePods(ctx context.Context, cs kubernetes.Interface, s *State) err
 			return fmt.Errorf("list pods on node %s: %w", n.Name, err)
 		}
 		s.NodePods = append(s.NodePods, pods.Items...)
+	}
+	return nil
+}
+
+// collectAffinityPods lists, for each pod in state that waits for a node
+// and has required pod affinity or anti-affinity, the pods its terms
+// select (in the terms' namespaces, or the pod's own), so InterPodAffinity
+// can be judged from where they run. They go to NodePods: counted, never
+// analysed.
+func collectAffinityPods(ctx context.Context, cs kubernetes.Interface, s *State) error {
+	seen := map[string]bool{}
+	for _, p := range append(append([]corev1.Pod{}, s.Pods...), s.NodePods...) {
+		seen[p.Namespace+"/"+p.Name] = true
+	}
+	for i := range s.Pods {
+		p := &s.Pods[i]
+		if !pendingUnscheduled(p) || p.Spec.Affinity == nil {
+			continue
+		}
+		var terms []corev1.PodAffinityTerm
+		if a := p.Spec.Affinity.PodAffinity; a != nil {
+			terms = append(terms, a.RequiredDuringSchedulingIgnoredDuringExecution...)
+		}
+		if a := p.Spec.Affinity.PodAntiAffinity; a != nil {
+			terms = append(terms, a.RequiredDuringSchedulingIgnoredDuringExecution...)
+		}
+		for _, t := range terms {
+			sel, err := metav1.LabelSelectorAsSelector(t.LabelSelector)
+			if err != nil || t.LabelSelector == nil {
+				continue
+			}
+			namespaces := t.Namespaces
+			if len(namespaces) == 0 {
+				namespaces = []string{p.Namespace}
+			}
+			for _, ns := range namespaces {
+				pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+				if apierrors.IsForbidden(err) {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("list pods %s in %s for pod affinity: %w", sel, ns, err)
+				}
+				for _, o := range pods.Items {
+					if k := o.Namespace + "/" + o.Name; !seen[k] {
+						seen[k] = true
+						s.NodePods = append(s.NodePods, o)
+					}
+				}
+			}
+		}
 	}
 	return nil
 }
