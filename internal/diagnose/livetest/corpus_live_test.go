@@ -219,3 +219,66 @@ func waitPermanent(t *testing.T, cs kubernetes.Interface, ns string, ref backend
 	}
 	return got, all
 }
+
+// TestLiveCorpusWithoutGPUNodes recreates N14 (no node advertises
+// nvidia.com/gpu) and N15 (the device plugin's DaemonSet wants a label no
+// node has) on a cluster whose nodes have no GPU, and N18 (a router
+// OOM-killed at its memory limit, crash-looping) on the shared cluster.
+func TestLiveCorpusWithoutGPUNodes(t *testing.T) {
+	ctx := context.Background()
+	t.Run("N14 no node advertises the GPU", func(t *testing.T) {
+		c := cluster.Start(t, cluster.Options{Nodes: 1})
+		cs := c.Client(t)
+		ns := c.Namespace(t, "corpus-n14")
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, pod("gpu-pod", nil, false, container(1)), metav1.CreateOptions{})
+		must(t, err)
+		f, _ := waitFinding(t, cs, ns, backend.Ref{Kind: "pod", Name: "gpu-pod"}, "gpu-not-advertised")
+		contains(t, f, "no node advertises nvidia.com/gpu")
+		sameAsDump(t, f, "N14.yaml", backend.Ref{Kind: "pod", Name: "gpu-pod"})
+	})
+	t.Run("N15 device plugin DaemonSet wants a label no node has", func(t *testing.T) {
+		c := cluster.Start(t, cluster.Options{Nodes: 1})
+		cs := c.Client(t)
+		ns := c.Namespace(t, "corpus-n15")
+		labels := map[string]string{"app.kubernetes.io/name": "nvidia-device-plugin"}
+		_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "nvdp-nvidia-device-plugin"},
+			Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+						NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
+							Key: "nvidia.com/gpu.present", Operator: corev1.NodeSelectorOpIn, Values: []string{"true"}}}}}}}},
+					Tolerations: []corev1.Toleration{gpuToleration},
+					Containers:  []corev1.Container{{Name: "nvidia-device-plugin-ctr", Image: "nvcr.io/nvidia/k8s-device-plugin:v0.15.0-rc.2"}},
+				}}},
+		}, metav1.CreateOptions{})
+		must(t, err)
+		must(t, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			d, err := cs.AppsV1().DaemonSets(ns).Get(ctx, "nvdp-nvidia-device-plugin", metav1.GetOptions{})
+			return err == nil && d.Status.ObservedGeneration >= d.Generation, nil
+		}))
+		f, _ := waitFinding(t, cs, ns, backend.Ref{Kind: "daemonset", Name: "nvdp-nvidia-device-plugin"}, "daemonset-not-scheduled")
+		contains(t, f, "nvidia.com/gpu.present")
+		sameAsDump(t, f, "N15.yaml", backend.Ref{})
+	})
+	t.Run("N18 router OOM-killed at its memory limit", func(t *testing.T) {
+		c := cluster.Start(t, opts)
+		cs := c.Client(t)
+		ns := c.Namespace(t, "corpus-n18")
+		labels := map[string]string{"app": "router"}
+		one := int32(1)
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "vllm-deployment-router"},
+			Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{cluster.AnnotationSimReason: "OOMKilled"}},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{container(0, func(c *corev1.Container) {
+						c.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("500Mi")}
+					})}}}}}, metav1.CreateOptions{})
+		must(t, err)
+		f, _ := waitFinding(t, cs, ns, backend.Ref{Kind: "deployment", Name: "vllm-deployment-router"}, "oom-killed")
+		contains(t, f, "500Mi")
+		// The dump names the pod; the live pod's name is generated.
+		sameAsDump(t, f, "N18.yaml", backend.Ref{Kind: "pod", Name: "vllm-deployment-router-6b9f7c8d5-tq4lm"})
+	})
+}
