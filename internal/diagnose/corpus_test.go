@@ -111,6 +111,18 @@ var corpus = []corpusCase{
 	{file: "N20.yaml", class: classImages, target: ref("pod", "meta-llama3-8b-instruct-pod"), rule: "image-pull-unauthorized",
 		object: "Pod/meta-llama3-8b-instruct-pod", permanent: true, words: []string{"authentication required", "imagePullSecrets"},
 		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N21.yaml", class: classDevice, target: ref("pod", "tf-notebook-747db6987b-86zts"), rule: "gpu-not-advertised",
+		object: "Pod/tf-notebook-747db6987b-86zts", permanent: true, words: []string{"no node advertises nvidia.com/gpu"},
+		wrong: []*regexp.Regexp{corpusWait, regexp.MustCompile(`(?i)node-role\.kubernetes\.io/master`)}},
+	{file: "N22.yaml", class: classDevice, target: ref("pod", "gpu-pod"), rule: "gpu-not-advertised",
+		object: "Pod/gpu-pod", permanent: true, words: []string{"no node advertises nvidia.com/gpu"},
+		wrong: []*regexp.Regexp{corpusWait, corpusLowerRequest}},
+	{file: "N23.yaml", class: classImages, target: ref("pod", "nvidia-dra-driver-kubelet-plugin-8kq2x"), rule: "image-pull-unauthorized",
+		object: "Pod/nvidia-dra-driver-kubelet-plugin-8kq2x", permanent: true, words: []string{"401 Unauthorized", "imagePullSecrets"},
+		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N24.yaml", class: classSharedMem, target: ref("pod", "xinference-worker-0"), rule: "nccl-system-error",
+		object: "Pod/xinference-worker-0", permanent: true, words: []string{"unhandled system error", "/dev/shm"},
+		wrong: []*regexp.Regexp{corpusLowerRequest}},
 }
 
 func loadCorpus(t *testing.T, file string) *State {

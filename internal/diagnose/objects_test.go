@@ -167,6 +167,7 @@ func TestCorpusFromObjectsAlone(t *testing.T) {
 	onlyInMessages := map[string]string{
 		"N07.yaml": "the dump holds no StorageClass list, so that none exists is stated only by the binder's FailedBinding message",
 		"N20.yaml": "the registry's refusal (401, authentication required) exists only in the kubelet's pull error; the objects say only ImagePullBackOff",
+		"N23.yaml": "the registry's 401 exists only in the kubelet's waiting message; the objects say only ErrImagePull",
 	}
 	for _, c := range corpus {
 		t.Run(strings.TrimSuffix(c.file, ".yaml")+"/"+c.rule, func(t *testing.T) {
