@@ -40,6 +40,7 @@ const (
 	classHostMemory  = "host memory (OOM kill)"
 	classAutoscaling = "autoscaling (HPA metrics)"
 	classImages      = "images (pull errors)"
+	classRollout     = "Deployment rollout"
 )
 
 var (
@@ -123,6 +124,15 @@ var corpus = []corpusCase{
 	{file: "N24.yaml", class: classSharedMem, target: ref("pod", "xinference-worker-0"), rule: "nccl-system-error",
 		object: "Pod/xinference-worker-0", permanent: true, words: []string{"unhandled system error", "/dev/shm"},
 		wrong: []*regexp.Regexp{corpusLowerRequest}},
+	{file: "N25.yaml", class: classGPUMemory, target: ref("pod", "tfjob-rice-worker-1"), rule: "gpu-out-of-memory",
+		object: "Pod/tfjob-rice-worker-1", permanent: true, words: []string{"Internal: out of memory", "GPU with more memory"},
+		wrong: []*regexp.Regexp{corpusRaiseMemory}},
+	{file: "N26.yaml", class: classHostMemory, target: ref("pod", "learner-1"), rule: "process-killed",
+		object: "Pod/learner-1", permanent: true, words: []string{"Killed", "memory limit"},
+		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N27.yaml", class: classRollout, target: ref("deployment", "staging-stt-nemotron-deployment"), rule: "rollout-stuck",
+		object: "Deployment/staging-stt-nemotron-deployment", permanent: false, words: []string{"progressDeadlineSeconds", "startupProbe allows 1500s"},
+		wrong: []*regexp.Regexp{regexp.MustCompile(`(?i)^roll back`)}},
 }
 
 func loadCorpus(t *testing.T, file string) *State {

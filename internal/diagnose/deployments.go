@@ -22,6 +22,29 @@ func init() {
 	})
 }
 
+// startupBudget is the longest time in seconds a container of spec may
+// take to start before the kubelet gives up on it: its startupProbe's
+// initialDelaySeconds + failureThreshold × periodSeconds (defaults 3 and
+// 10, as core/v1 defaults them); 0 without a startupProbe.
+func startupBudget(spec *corev1.PodSpec) int32 {
+	var most int32
+	for _, ct := range spec.Containers {
+		p := ct.StartupProbe
+		if p == nil {
+			continue
+		}
+		period, failures := p.PeriodSeconds, p.FailureThreshold
+		if period == 0 {
+			period = 10
+		}
+		if failures == 0 {
+			failures = 3
+		}
+		most = max(most, p.InitialDelaySeconds+failures*period)
+	}
+	return most
+}
+
 // deploymentPodsBroken reports whether a pod of the Deployment named name
 // crashed by itself (not a probe kill, which a slow load explains) or
 // cannot be scheduled.
@@ -59,15 +82,27 @@ func runDeployments(c *Context) []backend.Finding {
 			switch {
 			case cond.Type == appsv1.DeploymentProgressing && cond.Status == corev1.ConditionFalse && cond.Reason == "ProgressDeadlineExceeded":
 				fix := "See the findings about its pods for why they are not Ready; roll back with kubectl rollout undo if the new version is broken, or raise progressDeadlineSeconds for slow model loads."
-				if deploymentPodsBroken(c, d.Name) {
+				msg := fmt.Sprintf("Deployment %s's rollout is stuck: its new pods did not become available within progressDeadlineSeconds.", d.Name)
+				deadline := int32(600)
+				if d.Spec.ProgressDeadlineSeconds != nil {
+					deadline = *d.Spec.ProgressDeadlineSeconds
+				}
+				budget := startupBudget(&d.Spec.Template.Spec)
+				switch {
+				case deploymentPodsBroken(c, d.Name):
 					// A slow load is not what stops it: a longer deadline
 					// would only wait longer for pods that will not come up.
 					fix = "Fix what the findings about its pods name, or roll back with kubectl rollout undo; a longer progressDeadlineSeconds would not help."
+				case budget > deadline:
+					// The Deployment controller gives up before the
+					// kubelet does: a healthy slow start exceeds it.
+					msg = fmt.Sprintf("Deployment %s's rollout passed its progress deadline while its pods were still starting: its startupProbe allows %ds for a start, more than progressDeadlineSeconds %d.", d.Name, budget, deadline)
+					fix = fmt.Sprintf("Raise spec.progressDeadlineSeconds above the startupProbe's budget (at least %d); the pods are not failing, only slow to start.", budget+60)
 				}
 				out = append(out, backend.Finding{
 					RuleID: "rollout-stuck", Severity: backend.SeverityError, Object: obj,
 					Evidence: []string{q, fmt.Sprintf("status: replicas %d, updatedReplicas %d, readyReplicas %d, unavailableReplicas %d", d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.UnavailableReplicas)},
-					Message:  fmt.Sprintf("Deployment %s's rollout is stuck: its new pods did not become available within progressDeadlineSeconds.", d.Name),
+					Message:  msg,
 					Fix:      fix,
 				})
 			case cond.Type == appsv1.DeploymentReplicaFailure && cond.Status == corev1.ConditionTrue:

@@ -68,11 +68,19 @@ func signatureCatalogue() []*logPattern {
 	})
 	registerSignature(&logPattern{
 		ID:        "gpu-out-of-memory",
-		re:        regexp.MustCompile(`(?i)CUDA out of memory|torch\.(cuda\.)?OutOfMemoryError|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED|RESOURCE_EXHAUSTED: Out of memory while trying to allocate|No available memory for the cache blocks`),
+		re:        regexp.MustCompile(`(?i)CUDA out of memory|torch\.(cuda\.)?OutOfMemoryError|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED|RESOURCE_EXHAUSTED: Out of memory while trying to allocate|No available memory for the cache blocks|status: Internal: out of memory|CUDA_ERROR_OUT_OF_MEMORY`),
 		Permanent: true,
 		Message:   "{who} ran out of GPU memory (CUDA out of memory); more host memory will not help — {line}",
 		Fix:       "Lower the batch size or sequence length, use mixed precision or gradient checkpointing, or ask for a GPU with more memory; for vLLM lower --max-model-len or --max-num-seqs.",
-		Source:    "PyTorch's CUDA caching allocator ('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate …'); XLA's RESOURCE_EXHAUSTED; vLLM's KV-cache check.",
+		Source:    "PyTorch's CUDA caching allocator ('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate …'); XLA's RESOURCE_EXHAUSTED; TensorFlow's 'status: Internal: out of memory' and CUDA_ERROR_OUT_OF_MEMORY; vLLM's KV-cache check.",
+	})
+	registerSignature(&logPattern{
+		ID:        "process-killed",
+		re:        regexp.MustCompile(`line \d+:\s+\d+\s+Killed\s|^\s*Killed\s*$|killed by signal: Killed`),
+		Permanent: true,
+		Message:   "{who}: a process inside the container was SIGKILLed — {line} — which, without an OOMKilled reason on the container, is the kernel's OOM killer at the memory limit killing a child process (a trainer under a shell, a DataLoader worker).",
+		Fix:       "Raise the container's memory limit (and request) above the job's peak, or lower its memory use (fewer DataLoader workers, smaller batches or prefetch); more GPU memory will not help.",
+		Source:    "bash's job report ('line N:  PID Killed  CMD') and torch's DataLoader ('worker (pid N) is killed by signal: Killed') for a SIGKILLed child; exit status 137.",
 	})
 	registerSignature(&logPattern{
 		ID:        "nccl-timeout",

@@ -71,6 +71,9 @@ var signatureLogs = []struct {
 		"ERROR:    [Errno 98] error while attempting to bind on address ('0.0.0.0', 8000): address already in use",
 		"OSError: [Errno 98] Address already in use",
 	}},
+	{"process-killed", "Killed", []string{
+		"RuntimeError: DataLoader worker (pid 2071) is killed by signal: Killed.",
+	}},
 	{"python-exception", "KeyError: 'label'", []string{
 		"Traceback (most recent call last):",
 		`  File "/app/train.py", line 41, in <module>`,
