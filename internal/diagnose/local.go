@@ -121,9 +121,10 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			code = *last.ExitCode
 		}
 		out = append(out, backend.Finding{
-			RuleID: "crash-loop", Severity: backend.SeverityError, Object: obj, Evidence: attemptEvidence(lastN(crashes, 3)),
-			Message: fmt.Sprintf("Job %s's attempts keep failing: %d of backoffLimit %d so far, the last with exit code %d (%s).", job.Name, len(failed), backoff, code, exitMeaning(code)),
-			Fix:     fmt.Sprintf("Read why it exits (petrel logs job/%s --attempt %d) and fix that; retries will not help a deterministic error.", job.Name, last.Index),
+			RuleID: "crash-loop", Severity: backend.SeverityError, Object: obj,
+			Evidence: append(attemptEvidence(lastN(crashes, 3)), logEvidence(fmt.Sprintf("attempt %d", last.Index), last.LogTail, 5)...),
+			Message:  fmt.Sprintf("Job %s's attempts keep failing: %d of backoffLimit %d so far, the last with exit code %d (%s).", job.Name, len(failed), backoff, code, exitMeaning(code)),
+			Fix:      fmt.Sprintf("Read why it exits (petrel logs job/%s --attempt %d) and fix that; retries will not help a deterministic error.", job.Name, last.Index),
 		})
 	}
 
@@ -243,8 +244,10 @@ func AnalyzeService(svc backend.Service) []backend.Finding {
 				Message:  fmt.Sprintf("Service %s cannot start its command on %s.", svc.Name, who),
 				Fix:      "Check spec.command and spec.workingDir: the program must exist on PATH (or be given by path) and be executable."})
 		default:
+			last := rs[len(rs)-1]
+			ev = append(ev, eventsMatching("BackOff")...)
 			out = append(out, backend.Finding{RuleID: "crash-loop", Severity: backend.SeverityError, Object: obj,
-				Evidence: append(ev, eventsMatching("BackOff")...),
+				Evidence: append(ev, logEvidence("replica "+last.Name, last.LogTail, 5)...),
 				Message:  fmt.Sprintf("Service %s keeps crashing: %s exited with %s and was restarted %d times.", svc.Name, who, reason, restarts),
 				Fix:      fmt.Sprintf("Read why it exits (petrel logs service/%s) and fix that; restarts will not help a deterministic error.", svc.Name)})
 		}

@@ -198,3 +198,16 @@ func TestProbeFindingLocallyNamesPetrelLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalCrashQuotesTheLog: without a known signature, a local crash
+// still quotes the last lines it printed, as the Kubernetes path quotes
+// kubectl logs --previous.
+func TestLocalCrashQuotesTheLog(t *testing.T) {
+	a := attempt(0, 3, backend.ReasonError, "")
+	a.LogTail = []string{"epoch 1", "checkpoint dir /ckpt is read-only, giving up"}
+	j := backend.Job{Name: "train", Phase: backend.JobRunning, Spec: v1alpha1.TrainingJobSpec{BackoffLimit: i32(3)}, Attempts: []backend.Attempt{a}}
+	hasFinding(t, AnalyzeJob(j), "crash-loop", false, "log attempt 0: checkpoint dir /ckpt is read-only, giving up")
+	svc := backend.Service{Name: "serve", DesiredReplicas: 1, Replicas: []backend.Replica{{Index: 0, Name: "serve-0", Restarts: 2, LastReason: "Error",
+		LogTail: []string{"listening", "config key 'model' missing, giving up"}}}}
+	hasFinding(t, AnalyzeService(svc), "crash-loop", false, "log replica serve-0: config key 'model' missing, giving up")
+}
