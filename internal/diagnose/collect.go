@@ -193,6 +193,11 @@ func Collect(ctx context.Context, cs kubernetes.Interface, namespace string, tar
 		return nil, fmt.Errorf("%s/%s in namespace %s: %w (no such object, and no recent event mentions it)", target.Kind, name, namespace, backend.ErrNotFound)
 	}
 
+	if svcs, err := cs.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{}); err == nil {
+		s.Services = svcs.Items
+	} else if !apierrors.IsForbidden(err) {
+		return nil, fmt.Errorf("list Services in %s: %w", namespace, err)
+	}
 	if pvcs, err := cs.CoreV1().PersistentVolumeClaims(namespace).List(ctx, metav1.ListOptions{}); err == nil {
 		s.PersistentVolumeClaims = pvcs.Items
 	} else if !apierrors.IsForbidden(err) {

@@ -133,6 +133,10 @@ var corpus = []corpusCase{
 	{file: "N27.yaml", class: classRollout, target: ref("deployment", "staging-stt-nemotron-deployment"), rule: "rollout-stuck",
 		object: "Deployment/staging-stt-nemotron-deployment", permanent: false, words: []string{"progressDeadlineSeconds", "startupProbe allows 1500s"},
 		wrong: []*regexp.Regexp{regexp.MustCompile(`(?i)^roll back`)}},
+	{file: "N28.yaml", class: classDistributed, target: ref("pod", "ptbgzsfnj-n0-0-raycluster-xg6hj-worker-test-group-5kbn5"), rule: "rendezvous-name-not-found",
+		object: "Pod/ptbgzsfnj-n0-0-raycluster-xg6hj-worker-test-group-5kbn5", permanent: true,
+		words: []string{"al94lnxh5ktptbgzsfnj-n0-0-raycluster-xg6hj-head-svc", "l94lnxh5ktptbgzsfnj-n0-0-raycluster-xg6hj-head-svc"},
+		wrong: []*regexp.Regexp{regexp.MustCompile(`(?i)init container that waits until`)}},
 }
 
 func loadCorpus(t *testing.T, file string) *State {

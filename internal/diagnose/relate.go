@@ -19,7 +19,7 @@ var blockingRules = map[string]bool{
 }
 
 var crashRules = map[string]bool{"crash-loop": true, "container-failed": true, "rendezvous-peer-not-ready": true,
-	"python-exception": true, "torch-elastic-child-failed": true, "nccl-timeout": true, "nccl-system-error": true}
+	"rendezvous-name-not-found": true, "python-exception": true, "torch-elastic-child-failed": true, "nccl-timeout": true, "nccl-system-error": true}
 
 // relate adds, to every crash finding, the pods that could not start in the
 // same analysis, so the report points at the root cause across dependent

@@ -124,7 +124,7 @@ func signatureCatalogue() []*logPattern {
 	})
 	registerSignature(&logPattern{
 		ID: "rendezvous-peer-not-ready",
-		re: regexp.MustCompile(`(?i)name or service not known|host not found|temporary failure in name resolution|nodename nor servname|failed to resolve|RendezvousConnectionError|(TCPStore|rendezvous|init_process_group|c10d).*(connection refused|timed out)`),
+		re: regexp.MustCompile(`(?i)name or service not known|host not found|temporary failure in name resolution|nodename nor servname|failed to resolve|RendezvousConnectionError|Unable to connect to GCS|Failed to connect to GCS|(TCPStore|rendezvous|init_process_group|c10d).*(connection refused|timed out)`),
 		// The start-order race resolves when the master comes up.
 		Message: "{who} fails in distributed rendezvous ({line}): it cannot resolve or reach the master (MASTER_ADDR) yet — a start-order race that burns restarts and can exhaust backoffLimit.",
 		Fix:     "Add an init container that waits until the master's DNS name resolves and its port accepts connections (e.g. until nc -z $MASTER_ADDR $MASTER_PORT; do sleep 2; done), or use elastic (c10d) rendezvous with a timeout.",

@@ -211,3 +211,20 @@ func TestLocalCrashQuotesTheLog(t *testing.T) {
 		LogTail: []string{"listening", "config key 'model' missing, giving up"}}}}
 	hasFinding(t, AnalyzeService(svc), "crash-loop", false, "log replica serve-0: config key 'model' missing, giving up")
 }
+
+// TestRendezvousNameFromObjects: a worker whose MASTER_ADDR names no
+// Service or pod of its namespace is told the address is wrong
+// (permanent); with the name present it is the start-order race.
+func TestRendezvousNameFromObjects(t *testing.T) {
+	svc := func(name string) corev1.Service {
+		return corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kubeflow"}}
+	}
+	s := loadCase(t, "C20.yaml")
+	s.Services = []corev1.Service{svc("mnist-headless")}
+	s.Pods = s.Pods[:1] // the master pod is gone too
+	hasFinding(t, Analyze(s, ref("pod", "mnist-worker-0")), "rendezvous-name-not-found", true, `"mnist-master-0"`, "mnist-headless")
+
+	s = loadCase(t, "C20.yaml")
+	s.Services = []corev1.Service{svc("mnist-master-0")}
+	hasFinding(t, Analyze(s, ref("pod", "mnist-worker-0")), "rendezvous-peer-not-ready", false, "MASTER_ADDR")
+}
