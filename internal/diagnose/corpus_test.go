@@ -137,6 +137,9 @@ var corpus = []corpusCase{
 		object: "Pod/ptbgzsfnj-n0-0-raycluster-xg6hj-worker-test-group-5kbn5", permanent: true,
 		words: []string{"al94lnxh5ktptbgzsfnj-n0-0-raycluster-xg6hj-head-svc", "l94lnxh5ktptbgzsfnj-n0-0-raycluster-xg6hj-head-svc"},
 		wrong: []*regexp.Regexp{regexp.MustCompile(`(?i)init container that waits until`)}},
+	{file: "N29.yaml", class: classDistributed, target: ref("job", "minicpm-lora"), rule: "torch-elastic-child-failed",
+		object: "Pod/minicpm-lora-x8k2p", permanent: false, words: []string{"exitcode : -9", "memory limit"},
+		wrong: []*regexp.Regexp{corpusWait}},
 }
 
 func loadCorpus(t *testing.T, file string) *State {
