@@ -24,7 +24,8 @@ type logPattern struct {
 	Permanent bool
 	// Message is one sentence; "{who}" is replaced by who failed
 	// ("Container C of pod P", "Attempt N of job J", "Replica R of
-	// service S") and "{line}" by the last line that matched.
+	// service S") and "{line}" by the lines that carry the cause (the
+	// last two that matched, or what pick chose), quoted.
 	Message string
 	Fix     string
 	// Source is where the wording of the lines comes from.
@@ -41,9 +42,8 @@ func (p *logPattern) message(who, line string) string {
 
 // logPatterns is the catalogue, most specific first: a log that shows a
 // CUDA OOM inside a torchrun summary inside a Python traceback is a CUDA
-// OOM.
-// It is built while package variables initialise, before the analysers'
-// init functions list its IDs.
+// OOM. It is built while package variables initialise, before the
+// analysers' init functions list its IDs.
 var logPatterns = signatureCatalogue()
 
 func signatureCatalogue() []*logPattern {
