@@ -302,9 +302,17 @@ func replicaLogFinding(svc backend.Service, rs []backend.Replica, ev []string) *
 			continue
 		}
 		ev = append(quoteEvidence("replica "+r.Name, quote), ev...)
-		if len(r.LogTail) > 0 {
-			ev = append(ev, logEvidence("replica "+r.Name, r.LogTail, 4)...)
+		quoted := map[string]bool{}
+		for _, q := range quote {
+			quoted[q] = true
 		}
+		var context []string
+		for _, l := range lastStrings(r.LogTail, 4) {
+			if !quoted[strings.TrimSpace(l)] {
+				context = append(context, l)
+			}
+		}
+		ev = append(ev, logEvidence("replica "+r.Name, context, 4)...)
 		return &backend.Finding{
 			RuleID: p.ID, Severity: backend.SeverityError, Object: "Service/" + svc.Name, Permanent: p.Permanent, Evidence: ev,
 			Message: p.message(fmt.Sprintf("Replica %s of service %s", r.Name, svc.Name), quoteLine(quote)),
