@@ -326,6 +326,10 @@ type Replica struct {
 	StartTime  *time.Time `json:"startTime,omitempty"`
 	InFlight   int64      `json:"inFlight"`
 	Node       string     `json:"node,omitempty"`
+	// LogTail is the last lines of the replica's output when it last exited
+	// or was killed (at most 20 lines, 2 KiB), as Attempt.LogTail; diagnose
+	// reads error signatures there, as it reads a pod's previous logs.
+	LogTail []string `json:"logTail,omitempty"`
 }
 
 // Event is something that happened to a workload, as core/v1 Event.

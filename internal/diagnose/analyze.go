@@ -142,8 +142,18 @@ func key(kind, name string) string { return kind + "/" + name }
 func newContext(s *State, target backend.Ref) *Context {
 	c := &Context{State: s, Target: target, subjects: map[string]bool{}}
 	c.Target.Kind = canonicalKind(target.Kind)
+	// hpa/NAME is its scale target together with the HPA itself (the HPA
+	// loop below takes every HPA of a workload in scope).
+	if c.Target.Kind == "hpa" {
+		for i := range s.HorizontalPodAutoscalers {
+			h := &s.HorizontalPodAutoscalers[i]
+			if h.Name == target.Name && h.Spec.ScaleTargetRef.Name != "" {
+				c.Target = backend.Ref{Kind: canonicalKind(h.Spec.ScaleTargetRef.Kind), Name: h.Spec.ScaleTargetRef.Name}
+			}
+		}
+	}
 	all := c.Target.Kind == ""
-	name := target.Name
+	name := c.Target.Name
 	add := func(kind, n string) { c.subjects[key(kind, n)] = true }
 
 	for i := range s.Jobs {
@@ -221,7 +231,7 @@ func newContext(s *State, target backend.Ref) *Context {
 	}
 	for i := range s.PersistentVolumeClaims {
 		pvc := &s.PersistentVolumeClaims[i]
-		if all || mounted[pvc.Name] {
+		if all || mounted[pvc.Name] || (c.Target.Kind == "pvc" && pvc.Name == name) {
 			c.claims = append(c.claims, pvc)
 			add("PersistentVolumeClaim", pvc.Name)
 		}
@@ -245,6 +255,10 @@ func canonicalKind(k string) string {
 		return "daemonset"
 	case "statefulset", "statefulsets", "sts":
 		return "statefulset"
+	case "hpa", "horizontalpodautoscaler", "horizontalpodautoscalers":
+		return "hpa"
+	case "pvc", "pvcs", "persistentvolumeclaim", "persistentvolumeclaims":
+		return "pvc"
 	}
 	return strings.ToLower(k)
 }
@@ -272,6 +286,13 @@ func (c *Context) podInScope(p *corev1.Pod) bool {
 		for _, d := range c.deployments {
 			if sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector); err == nil && d.Spec.Selector != nil &&
 				!sel.Empty() && sel.Matches(labels.Set(p.Labels)) && sameNamespace(d.Namespace, p.Namespace) {
+				return true
+			}
+		}
+	case "pvc":
+		// pvc/NAME covers the claim and the pods that mount it.
+		for _, v := range p.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == name {
 				return true
 			}
 		}
@@ -564,7 +585,7 @@ func init() {
 // ttlSecondsAfterFinished, taking its pods and logs with it.
 func (c *Context) targetMissing() *backend.Finding {
 	t := c.Target
-	if t.Kind == "" || len(c.pods) > 0 || len(c.jobs) > 0 || len(c.deployments) > 0 || len(c.daemonSets) > 0 {
+	if t.Kind == "" || len(c.pods) > 0 || len(c.jobs) > 0 || len(c.deployments) > 0 || len(c.daemonSets) > 0 || len(c.claims) > 0 || len(c.hpas) > 0 {
 		return nil
 	}
 	evs := c.ScopeEvents()
@@ -607,6 +628,10 @@ func kindTitle(k string) string {
 		return "DaemonSet"
 	case "statefulset":
 		return "StatefulSet"
+	case "hpa":
+		return "HorizontalPodAutoscaler"
+	case "pvc":
+		return "PersistentVolumeClaim"
 	}
 	return k
 }

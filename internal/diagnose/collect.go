@@ -62,7 +62,26 @@ func Collect(ctx context.Context, cs kubernetes.Interface, namespace string, tar
 		found = true
 		return nil
 	}
+	// hpa/NAME: the HPA and its scale target, read as that target (the
+	// Deployment branch lists the HPAs that scale it).
+	if kind == "hpa" {
+		h, err := cs.AutoscalingV2().HorizontalPodAutoscalers(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err := get(err, "HorizontalPodAutoscaler"); err != nil {
+			return nil, err
+		}
+		if err == nil && h.Spec.ScaleTargetRef.Name != "" {
+			if canonicalKind(h.Spec.ScaleTargetRef.Kind) != "deployment" {
+				s.HorizontalPodAutoscalers = append(s.HorizontalPodAutoscalers, *h)
+			}
+			kind, name = canonicalKind(h.Spec.ScaleTargetRef.Kind), h.Spec.ScaleTargetRef.Name
+		}
+	}
 	switch kind {
+	case "pvc":
+		_, err := cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err := get(err, "PersistentVolumeClaim"); err != nil {
+			return nil, err
+		}
 	case "job":
 		j, err := cs.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err := get(err, "Job"); err != nil {
@@ -112,9 +131,9 @@ func Collect(ctx context.Context, cs kubernetes.Interface, namespace string, tar
 	}
 
 	// Pods: by the workload's selector, or all of the namespace.
-	if kind != "pod" && (selector != nil && !selector.Empty() || kind == "") {
+	if kind != "pod" && (selector != nil && !selector.Empty() || kind == "" || kind == "pvc") {
 		opts := metav1.ListOptions{}
-		if kind != "" {
+		if kind != "" && kind != "pvc" {
 			opts.LabelSelector = selector.String()
 		}
 		pods, err := cs.CoreV1().Pods(namespace).List(ctx, opts)
@@ -174,6 +193,11 @@ func Collect(ctx context.Context, cs kubernetes.Interface, namespace string, tar
 		return nil, fmt.Errorf("%s/%s in namespace %s: %w (no such object, and no recent event mentions it)", target.Kind, name, namespace, backend.ErrNotFound)
 	}
 
+	if svcs, err := cs.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{}); err == nil {
+		s.Services = svcs.Items
+	} else if !apierrors.IsForbidden(err) {
+		return nil, fmt.Errorf("list Services in %s: %w", namespace, err)
+	}
 	if pvcs, err := cs.CoreV1().PersistentVolumeClaims(namespace).List(ctx, metav1.ListOptions{}); err == nil {
 		s.PersistentVolumeClaims = pvcs.Items
 	} else if !apierrors.IsForbidden(err) {
@@ -206,6 +230,9 @@ func Collect(ctx context.Context, cs kubernetes.Interface, namespace string, tar
 	}
 
 	if err := collectNodePods(ctx, cs, s); err != nil {
+		return nil, err
+	}
+	if err := collectAffinityPods(ctx, cs, s); err != nil {
 		return nil, err
 	}
 	collectLogs(ctx, cs, s)
@@ -255,6 +282,57 @@ func collectNodePods(ctx context.Context, cs kubernetes.Interface, s *State) err
 			return fmt.Errorf("list pods on node %s: %w", n.Name, err)
 		}
 		s.NodePods = append(s.NodePods, pods.Items...)
+	}
+	return nil
+}
+
+// collectAffinityPods lists, for each pod in state that waits for a node
+// and has required pod affinity or anti-affinity, the pods its terms
+// select (in the terms' namespaces, or the pod's own), so InterPodAffinity
+// can be judged from where they run. They go to NodePods: counted, never
+// analysed.
+func collectAffinityPods(ctx context.Context, cs kubernetes.Interface, s *State) error {
+	seen := map[string]bool{}
+	for _, p := range append(append([]corev1.Pod{}, s.Pods...), s.NodePods...) {
+		seen[p.Namespace+"/"+p.Name] = true
+	}
+	for i := range s.Pods {
+		p := &s.Pods[i]
+		if !pendingUnscheduled(p) || p.Spec.Affinity == nil {
+			continue
+		}
+		var terms []corev1.PodAffinityTerm
+		if a := p.Spec.Affinity.PodAffinity; a != nil {
+			terms = append(terms, a.RequiredDuringSchedulingIgnoredDuringExecution...)
+		}
+		if a := p.Spec.Affinity.PodAntiAffinity; a != nil {
+			terms = append(terms, a.RequiredDuringSchedulingIgnoredDuringExecution...)
+		}
+		for _, t := range terms {
+			sel, err := metav1.LabelSelectorAsSelector(t.LabelSelector)
+			if err != nil || t.LabelSelector == nil {
+				continue
+			}
+			namespaces := t.Namespaces
+			if len(namespaces) == 0 {
+				namespaces = []string{p.Namespace}
+			}
+			for _, ns := range namespaces {
+				pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+				if apierrors.IsForbidden(err) {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("list pods %s in %s for pod affinity: %w", sel, ns, err)
+				}
+				for _, o := range pods.Items {
+					if k := o.Namespace + "/" + o.Name; !seen[k] {
+						seen[k] = true
+						s.NodePods = append(s.NodePods, o)
+					}
+				}
+			}
+		}
 	}
 	return nil
 }

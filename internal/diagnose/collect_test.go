@@ -75,6 +75,25 @@ func TestCollectWithFakeClientset(t *testing.T) {
 		}
 		hasFinding(t, Analyze(s, backend.Ref{Kind: "service", Name: "tf-model"}), "hpa-metrics-unavailable", true, "tfserving")
 	})
+	t.Run("hpa target reads its scale target", func(t *testing.T) {
+		cs := fake.NewClientset(objectsOf(t, "C09.yaml")...)
+		fs, err := Diagnose(ctx, cs, "seldon", backend.Ref{Kind: "hpa", Name: "tf-model"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hasFinding(t, fs, "hpa-metrics-unavailable", true, "tfserving")
+		if _, err := Diagnose(ctx, cs, "seldon", backend.Ref{Kind: "hpa", Name: "nope"}); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("unknown HPA: error = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("pvc target reads the pods that mount it", func(t *testing.T) {
+		cs := fake.NewClientset(objectsOf(t, "C15.yaml")...)
+		fs, err := Diagnose(ctx, cs, "kserve-test", backend.Ref{Kind: "pvc", Name: "task-pv-claim"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hasFinding(t, fs, "volume-multi-attach", true, "model-store-pod")
+	})
 	t.Run("crashed container's logs are read", func(t *testing.T) {
 		cs := fake.NewClientset(objectsOf(t, "C18.yaml")...)
 		s, err := Collect(ctx, cs, "kserve", backend.Ref{Kind: "pod", Name: "bert-v2-predictor-00003-abcde"})

@@ -2,7 +2,6 @@ package diagnose
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,7 +33,9 @@ type crash struct {
 	Field   string
 	Cause   crashCause
 	Pattern *logPattern
-	Logs    []string
+	// Quote is the log lines that carry the pattern's cause.
+	Quote []string
+	Logs  []string
 	// Others names the other pods of the same owner that failed alike.
 	Others []string
 }
@@ -69,17 +70,18 @@ func (c *Context) findCrashes() []*crash {
 			return
 		}
 		k := &crash{containerRef: r, Term: t, Field: field, Logs: c.Logs(r.Pod, r.Status.Name)}
+		// A cause the program states in its log beats a probe kill: the
+		// probe only saw the server not come up, the log says why.
+		p, quote := matchLogs(k.Logs)
 		switch {
 		case t != nil && t.Reason == backend.ReasonOOMKilled:
 			k.Cause = causeOOM
-		case len(c.probeKills(r.Pod, r.Status.Name)) > 0:
+		case p != nil:
+			k.Cause, k.Pattern, k.Quote = causeLog, p, quote
+		case len(c.probeKills(r.Pod, r.Status.Name)) > 0 || c.probeKilledByObjects(r, t):
 			k.Cause = causeLiveness
 		default:
-			if p := matchLogs(k.Logs); p != nil {
-				k.Cause, k.Pattern = causeLog, p
-			} else {
-				k.Cause = causeCrash
-			}
+			k.Cause = causeCrash
 		}
 		exit := int32(-1)
 		if t != nil {
@@ -158,59 +160,23 @@ func exitMeaning(code int32) string {
 	return "an error"
 }
 
-// logPattern is a known error signature in a container's last log lines,
-// with what it means and how to fix it.
-type logPattern struct {
-	ID        string
-	re        *regexp.Regexp
-	Permanent bool
-	// Message is formatted with who failed: "Container C of pod P" or
-	// "Attempt N of job J".
-	Message string
-	Fix     string
-}
-
-// logPatterns is the catalogue of log signatures, most specific first.
-var logPatterns = []*logPattern{
-	{
-		ID:        "shm-too-small",
-		re:        regexp.MustCompile(`(?i)insufficient shared memory|bus error|/dev/shm.*no space left`),
-		Permanent: true,
-		Message:   "%s died of a Bus error in DataLoader workers: /dev/shm is too small (64Mi in a container by default) for the batches they pass through shared memory.",
-		Fix:       "Mount an in-memory emptyDir at /dev/shm: volumes: [{name: dshm, emptyDir: {medium: Memory, sizeLimit: 8Gi}}] with volumeMounts: [{name: dshm, mountPath: /dev/shm}] (it counts against the memory limit), or use num_workers=0.",
-	},
-	{
-		ID:        "gpu-out-of-memory",
-		re:        regexp.MustCompile(`(?i)CUDA out of memory|torch\.(cuda\.)?OutOfMemoryError|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED`),
-		Permanent: true,
-		Message:   "%s ran out of GPU memory (CUDA out of memory); more host memory will not help.",
-		Fix:       "Lower the batch size or sequence length, use mixed precision or gradient checkpointing, or ask for a GPU with more memory.",
-	},
-	{
-		ID:        "gpu-not-visible",
-		re:        regexp.MustCompile(`(?i)no CUDA-capable device is detected|Found no NVIDIA driver|NVIDIA-SMI has failed|CUDA driver version is insufficient|torch\.cuda\.is_available\(\) is False`),
-		Permanent: true,
-		Message:   "%s sees no usable GPU: it got none, or the node's driver/runtime does not expose it.",
-		Fix:       "Ask for the GPU under resources.limits (nvidia.com/gpu: 1), and check that the node runs the NVIDIA container runtime and a driver recent enough for the image's CUDA.",
-	},
-	{
-		ID:      "rendezvous-peer-not-ready",
-		re:      regexp.MustCompile(`(?i)name or service not known|host not found|temporary failure in name resolution|nodename nor servname|(TCPStore|rendezvous|init_process_group|c10d).*(connection refused|timed out)`),
-		Message: "%s fails in distributed rendezvous: it cannot resolve or reach the master (MASTER_ADDR) yet — a start-order race that burns restarts and can exhaust backoffLimit.",
-		Fix:     "Add an init container that waits until the master's DNS name resolves and its port accepts connections (e.g. until nc -z $MASTER_ADDR $MASTER_PORT; do sleep 2; done), or use elastic (c10d) rendezvous with a timeout.",
-	},
-}
-
-// matchLogs returns the first catalogue pattern found in lines, or nil.
-func matchLogs(lines []string) *logPattern {
-	for _, p := range logPatterns {
-		for _, l := range lines {
-			if p.re.MatchString(l) {
-				return p
-			}
+// probeKilledByObjects tells a kubelet probe kill from the objects, without
+// the events' wording: the container has a liveness or startup probe, it
+// last ended by a signal the kubelet sends (SIGKILL 137 after the grace
+// period, SIGTERM 143 when the program exits on it) and was not
+// OOM-killed, and the kubelet recorded Unhealthy or Killing events for
+// the pod (by reason; their messages may be gone or reworded).
+func (c *Context) probeKilledByObjects(r containerRef, t *corev1.ContainerStateTerminated) bool {
+	if r.Spec == nil || (r.Spec.LivenessProbe == nil && r.Spec.StartupProbe == nil) || t == nil ||
+		(t.ExitCode != 137 && t.ExitCode != 143) || t.Reason == backend.ReasonOOMKilled {
+		return false
+	}
+	for _, e := range c.Events("Pod", r.Pod.Namespace, r.Pod.Name) {
+		if e.Reason == "Unhealthy" || e.Reason == "Killing" {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // probeKills returns the events saying the kubelet killed or will restart

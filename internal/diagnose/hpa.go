@@ -67,8 +67,12 @@ func runHPA(c *Context) []backend.Finding {
 				}
 			}
 		}
-		if len(metricEv) > 0 {
-			out = append(out, hpaMetricFinding(c, h, obj, metricMsg, metricEv))
+		// From the objects: a Utilization target on a resource some
+		// container of the target does not request can never be computed
+		// (the HPA controller's replica calculator needs every request).
+		res, missing := utilizationWithoutRequest(c, h)
+		if len(metricEv) > 0 || len(missing) > 0 {
+			out = append(out, hpaMetricFinding(c, h, obj, metricMsg, res, missing, metricEv))
 		}
 		if f := hpaFlapping(h, obj, events); f != nil {
 			out = append(out, *f)
@@ -77,24 +81,13 @@ func runHPA(c *Context) []backend.Finding {
 	return out
 }
 
-func hpaMetricFinding(c *Context, h *autoscalingv2.HorizontalPodAutoscaler, obj, msg string, ev []string) backend.Finding {
+func hpaMetricFinding(c *Context, h *autoscalingv2.HorizontalPodAutoscaler, obj, msg, res string, missing []string, ev []string) backend.Finding {
 	f := backend.Finding{RuleID: "hpa-metrics-unavailable", Severity: backend.SeverityError, Object: obj, Evidence: ev}
-	if strings.Contains(msg, "missing request for") {
-		res := "cpu"
-		if strings.Contains(msg, "missing request for memory") {
-			res = "memory"
-		}
-		var missing []string
-		for _, d := range c.State.Deployments {
-			if d.Name != h.Spec.ScaleTargetRef.Name || !sameNamespace(d.Namespace, h.Namespace) {
-				continue
-			}
-			for _, ct := range d.Spec.Template.Spec.Containers {
-				if _, ok := ct.Resources.Requests[corev1.ResourceName(res)]; !ok {
-					if _, lim := ct.Resources.Limits[corev1.ResourceName(res)]; !lim {
-						missing = append(missing, ct.Name)
-					}
-				}
+	if len(missing) > 0 || strings.Contains(msg, "missing request for") {
+		if res == "" {
+			res = "cpu"
+			if strings.Contains(msg, "missing request for memory") {
+				res = "memory"
 			}
 		}
 		who := "a container of its target's pods has"
@@ -110,6 +103,46 @@ func hpaMetricFinding(c *Context, h *autoscalingv2.HorizontalPodAutoscaler, obj,
 	f.Message = fmt.Sprintf("HPA %s cannot get its metric, so it does not scale: %s", h.Name, msg)
 	f.Fix = "Check that metrics-server (or the custom/external metrics adapter) runs and serves the metric the HPA names."
 	return f
+}
+
+// utilizationWithoutRequest returns the resource of the HPA's first
+// Resource or ContainerResource metric with a Utilization target that a
+// container of its target Deployment's template does not request (nor
+// limit, which defaults the request), with those containers; "" and nil
+// when every container requests it or the target is not in state.
+func utilizationWithoutRequest(c *Context, h *autoscalingv2.HorizontalPodAutoscaler) (string, []string) {
+	for _, d := range c.State.Deployments {
+		if h.Spec.ScaleTargetRef.Kind != "Deployment" || d.Name != h.Spec.ScaleTargetRef.Name || !sameNamespace(d.Namespace, h.Namespace) {
+			continue
+		}
+		for _, m := range h.Spec.Metrics {
+			var name corev1.ResourceName
+			only := ""
+			switch {
+			case m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Target.Type == autoscalingv2.UtilizationMetricType:
+				name = m.Resource.Name
+			case m.Type == autoscalingv2.ContainerResourceMetricSourceType && m.ContainerResource != nil && m.ContainerResource.Target.Type == autoscalingv2.UtilizationMetricType:
+				name, only = m.ContainerResource.Name, m.ContainerResource.Container
+			default:
+				continue
+			}
+			var missing []string
+			for _, ct := range d.Spec.Template.Spec.Containers {
+				if only != "" && ct.Name != only {
+					continue
+				}
+				_, req := ct.Resources.Requests[name]
+				_, lim := ct.Resources.Limits[name]
+				if !req && !lim {
+					missing = append(missing, ct.Name)
+				}
+			}
+			if len(missing) > 0 {
+				return string(name), missing
+			}
+		}
+	}
+	return "", nil
 }
 
 // hpaFlapping looks at SuccessfulRescale events: three or more changes of

@@ -63,6 +63,33 @@ func (c *Context) jobPods(j *batchv1.Job) []*corev1.Pod {
 	return out
 }
 
+// jobFailingWhy says what kept a Job's pods from making progress, from the
+// pods themselves: containers that crashed (any cause the crash walk
+// found) or pods the scheduler could not place; "" when they ran cleanly.
+func jobFailingWhy(c *Context, pods []*corev1.Pod) string {
+	mine := map[*corev1.Pod]bool{}
+	pending := 0
+	for _, p := range pods {
+		mine[p] = true
+		if pendingUnscheduled(p) {
+			pending++
+		}
+	}
+	crashed := 0
+	for _, k := range c.crashes() {
+		if mine[k.Pod] && k.Cause != causeNone {
+			crashed++
+		}
+	}
+	switch {
+	case crashed > 0:
+		return fmt.Sprintf("its containers kept failing (%d crashed)", crashed)
+	case pending > 0:
+		return fmt.Sprintf("%d of its pods never scheduled", pending)
+	}
+	return ""
+}
+
 func runJobs(c *Context) []backend.Finding {
 	var out []backend.Finding
 	for _, j := range c.Jobs() {
@@ -103,7 +130,7 @@ func runJobs(c *Context) []backend.Finding {
 					f.Fix = "Run it again and read the pod's logs while it fails (kubectl logs -f), then fix that."
 				}
 			case batchv1.JobReasonDeadlineExceeded:
-				deadlineExceeded(&f, j.Name, j.Spec.ActiveDeadlineSeconds, "its pods were")
+				deadlineExceeded(&f, j.Name, j.Spec.ActiveDeadlineSeconds, "its pods were", jobFailingWhy(c, pods))
 			default:
 				f.RuleID = "job-failed"
 				f.Message = fmt.Sprintf("Job %s failed (%s): %s", j.Name, cond.Reason, cond.Message)
@@ -146,8 +173,11 @@ func runJobs(c *Context) []backend.Finding {
 
 // deadlineExceeded fills f for a job that failed with DeadlineExceeded
 // (the local engine's and the Job controller's wording); stopped says what
-// was stopped ("its pods were", "its attempt was").
-func deadlineExceeded(f *backend.Finding, job string, secs *int64, stopped string) {
+// was stopped ("its pods were", "its attempt was"); failing, when not
+// empty, is what made the run fail before the deadline (attempts that
+// crashed, pods that never scheduled): then a longer deadline is the
+// tempting wrong answer and the fix points at that instead.
+func deadlineExceeded(f *backend.Finding, job string, secs *int64, stopped, failing string) {
 	f.RuleID = "job-deadline-exceeded"
 	dl := "activeDeadlineSeconds"
 	if secs != nil {
@@ -155,4 +185,8 @@ func deadlineExceeded(f *backend.Finding, job string, secs *int64, stopped strin
 	}
 	f.Message = fmt.Sprintf("Job %s failed: it ran longer than its %s and %s stopped.", job, dl, stopped)
 	f.Fix = "Raise spec.activeDeadlineSeconds to cover the whole run including retries, or make the run resume from checkpoints."
+	if failing != "" {
+		f.Message = fmt.Sprintf("Job %s failed: it hit its %s because %s, so %s stopped.", job, dl, failing, stopped)
+		f.Fix = "Fix what the other findings name; a longer deadline would only keep a failing run on its GPUs longer."
+	}
 }

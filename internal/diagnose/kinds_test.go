@@ -287,4 +287,9 @@ func TestCatalogueIsComplete(t *testing.T) {
 			t.Errorf("rule %s is not in the catalogue", tc.rule)
 		}
 	}
+	for _, c := range corpus {
+		if !ids[c.rule] {
+			t.Errorf("rule %s is not in the catalogue", c.rule)
+		}
+	}
 }

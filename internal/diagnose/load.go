@@ -314,6 +314,8 @@ func (l *loader) add(obj runtime.Object) bool {
 		s.StorageClasses = append(s.StorageClasses, *o)
 	case *corev1.ResourceQuota:
 		s.ResourceQuotas = append(s.ResourceQuotas, *o)
+	case *corev1.Service:
+		s.Services = append(s.Services, *o)
 	case *batchv1.Job:
 		s.Jobs = append(s.Jobs, *o)
 	case *appsv1.Deployment:

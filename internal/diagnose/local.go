@@ -41,6 +41,7 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 	// Group failed attempts by cause, as crashes() does for pods.
 	var ooms, starts, crashes []backend.Attempt
 	patterns := map[*logPattern][]backend.Attempt{}
+	quotes := map[*logPattern][]string{}
 	for _, a := range failed {
 		switch {
 		case a.Reason == backend.ReasonOOMKilled:
@@ -49,8 +50,9 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			starts = append(starts, a)
 		case a.Reason == backend.ReasonDeadlineExceeded:
 		default:
-			if p := matchLogs(append([]string{a.Message}, a.LogTail...)); p != nil {
+			if p, quote := matchLogs(append([]string{a.Message}, a.LogTail...)); p != nil {
 				patterns[p] = append(patterns[p], a)
+				quotes[p] = quote
 			} else {
 				crashes = append(crashes, a)
 			}
@@ -74,8 +76,10 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 		if as := patterns[p]; len(as) > 0 {
 			last := as[len(as)-1]
 			out = append(out, backend.Finding{
-				RuleID: p.ID, Severity: backend.SeverityError, Object: obj, Permanent: p.Permanent, Evidence: attemptEvidence(as),
-				Message: fmt.Sprintf(p.Message, fmt.Sprintf("Attempt %d of job %s", last.Index, job.Name)), Fix: p.Fix,
+				RuleID: p.ID, Severity: backend.SeverityError, Object: obj, Permanent: p.Permanent,
+				Evidence: append(quoteEvidence(fmt.Sprintf("attempt %d", last.Index), quotes[p]), attemptEvidence(as)...),
+				Message:  p.message(fmt.Sprintf("Attempt %d of job %s", last.Index, job.Name), quoteLine(quotes[p])),
+				Fix:      p.Fix,
 			})
 		}
 	}
@@ -96,7 +100,11 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			f.Message = fmt.Sprintf("Job %s failed: %d attempts failed%s, more than backoffLimit %d allows.", job.Name, len(failed), last, backoff)
 			f.Fix = fmt.Sprintf("Read why the attempts fail (petrel logs job/%s), fix it and run the job again.", job.Name)
 		case backend.ReasonDeadlineExceeded:
-			deadlineExceeded(&f, job.Name, job.Spec.ActiveDeadlineSeconds, "its attempt was")
+			why := ""
+			if n := len(failed) - countReason(failed, backend.ReasonDeadlineExceeded); n > 0 {
+				why = fmt.Sprintf("%d of its attempts failed before it", n)
+			}
+			deadlineExceeded(&f, job.Name, job.Spec.ActiveDeadlineSeconds, "its attempt was", why)
 		default:
 			f.RuleID = "job-failed"
 			f.Message = fmt.Sprintf("Job %s failed (%s): %s", job.Name, c.Reason, c.Message)
@@ -110,9 +118,10 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			code = *last.ExitCode
 		}
 		out = append(out, backend.Finding{
-			RuleID: "crash-loop", Severity: backend.SeverityError, Object: obj, Evidence: attemptEvidence(lastN(crashes, 3)),
-			Message: fmt.Sprintf("Job %s's attempts keep failing: %d of backoffLimit %d so far, the last with exit code %d (%s).", job.Name, len(failed), backoff, code, exitMeaning(code)),
-			Fix:     fmt.Sprintf("Read why it exits (petrel logs job/%s --attempt %d) and fix that; retries will not help a deterministic error.", job.Name, last.Index),
+			RuleID: "crash-loop", Severity: backend.SeverityError, Object: obj,
+			Evidence: append(attemptEvidence(lastN(crashes, 3)), logEvidence(fmt.Sprintf("attempt %d", last.Index), last.LogTail, 5)...),
+			Message:  fmt.Sprintf("Job %s's attempts keep failing: %d of backoffLimit %d so far, the last with exit code %d (%s).", job.Name, len(failed), backoff, code, exitMeaning(code)),
+			Fix:      fmt.Sprintf("Read why it exits (petrel logs job/%s --attempt %d) and fix that; retries will not help a deterministic error.", job.Name, last.Index),
 		})
 	}
 
@@ -127,6 +136,16 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 	}
 	sortFindings(out)
 	return out
+}
+
+func countReason(as []backend.Attempt, reason string) int {
+	n := 0
+	for _, a := range as {
+		if a.Reason == reason {
+			n++
+		}
+	}
+	return n
 }
 
 func lastN(as []backend.Attempt, n int) []backend.Attempt {
@@ -195,6 +214,15 @@ func AnalyzeService(svc backend.Service) []backend.Finding {
 		}
 		ev := []string{fmt.Sprintf("replica %s: restarts %d, lastReason %s", strings.Join(names, ", "), restarts, reason)}
 		who := fmt.Sprintf("replica %s of service %s", strings.Join(names, ", "), svc.Name)
+		// A cause the server states in its last lines beats the way it
+		// ended (a probe kill, an exit code): the probe only saw it not
+		// come up. A host OOM kill is its own cause.
+		if reason != backend.ReasonOOMKilled {
+			if f := replicaLogFinding(svc, rs, ev); f != nil {
+				out = append(out, *f)
+				continue
+			}
+		}
 		switch reason {
 		case backend.ReasonOOMKilled:
 			limit := ""
@@ -205,15 +233,17 @@ func AnalyzeService(svc backend.Service) []backend.Finding {
 			out = append(out, oomFinding(obj, "Replica "+strings.Join(names, ", ")+" of service "+svc.Name, limit, fmt.Sprintf("restarted %d times", restarts), ev))
 		case "LivenessProbeFailed", "StartupProbeFailed":
 			ev = append(ev, eventsMatching("Liveness probe failed", "Startup probe failed", "failed liveness probe", "failed startup probe")...)
-			out = append(out, livenessFinding(obj, who, svc.Spec.StartupProbe != nil, strings.Contains(strings.Join(ev, " "), "connection refused"), ev))
+			out = append(out, livenessFinding(obj, who, svc.Spec.StartupProbe != nil, strings.Contains(strings.Join(ev, " "), "connection refused"), "petrel logs service/"+svc.Name, ev))
 		case backend.ReasonStartError:
 			out = append(out, backend.Finding{RuleID: "container-start-error", Severity: backend.SeverityError, Object: obj, Permanent: true,
 				Evidence: append(ev, eventsMatching("Failed")...),
 				Message:  fmt.Sprintf("Service %s cannot start its command on %s.", svc.Name, who),
 				Fix:      "Check spec.command and spec.workingDir: the program must exist on PATH (or be given by path) and be executable."})
 		default:
+			last := rs[len(rs)-1]
+			ev = append(ev, eventsMatching("BackOff")...)
 			out = append(out, backend.Finding{RuleID: "crash-loop", Severity: backend.SeverityError, Object: obj,
-				Evidence: append(ev, eventsMatching("BackOff")...),
+				Evidence: append(ev, logEvidence("replica "+last.Name, last.LogTail, 5)...),
 				Message:  fmt.Sprintf("Service %s keeps crashing: %s exited with %s and was restarted %d times.", svc.Name, who, reason, restarts),
 				Fix:      fmt.Sprintf("Read why it exits (petrel logs service/%s) and fix that; restarts will not help a deterministic error.", svc.Name)})
 		}
@@ -255,6 +285,37 @@ func AnalyzeService(svc backend.Service) []backend.Finding {
 	}
 	sortFindings(out)
 	return out
+}
+
+// replicaLogFinding returns the log-signature finding for replicas whose
+// last lines (Replica.LogTail, kept at their last exit) carry a known
+// cause, quoting those lines, or nil.
+func replicaLogFinding(svc backend.Service, rs []backend.Replica, ev []string) *backend.Finding {
+	for i := len(rs) - 1; i >= 0; i-- {
+		r := rs[i]
+		p, quote := matchLogs(r.LogTail)
+		if p == nil {
+			continue
+		}
+		ev = append(quoteEvidence("replica "+r.Name, quote), ev...)
+		quoted := map[string]bool{}
+		for _, q := range quote {
+			quoted[q] = true
+		}
+		var context []string
+		for _, l := range lastStrings(r.LogTail, 4) {
+			if !quoted[strings.TrimSpace(l)] {
+				context = append(context, l)
+			}
+		}
+		ev = append(ev, logEvidence("replica "+r.Name, context, 4)...)
+		return &backend.Finding{
+			RuleID: p.ID, Severity: backend.SeverityError, Object: "Service/" + svc.Name, Permanent: p.Permanent, Evidence: ev,
+			Message: p.message(fmt.Sprintf("Replica %s of service %s", r.Name, svc.Name), quoteLine(quote)),
+			Fix:     p.Fix + fmt.Sprintf(" (petrel logs service/%s --replica %d shows the whole log.)", svc.Name, r.Index),
+		}
+	}
+	return nil
 }
 
 func lastStrings(s []string, n int) []string {

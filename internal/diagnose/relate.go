@@ -14,11 +14,12 @@ import (
 var blockingRules = map[string]bool{
 	"untolerated-taint": true, "gpu-request-exceeds-nodes": true, "gpu-busy": true, "gpu-not-advertised": true,
 	"gpu-insufficient": true, "resource-request-exceeds-nodes": true, "resource-busy": true,
-	"node-affinity-mismatch": true, "unschedulable": true, "volume-multi-attach": true, "volume-mount-failed": true,
+	"node-affinity-mismatch": true, "pod-affinity-mismatch": true, "unschedulable": true, "volume-multi-attach": true, "volume-mount-failed": true,
 	"image-not-found": true, "image-pull-unauthorized": true, "registry-unreachable": true, "image-pull-failed": true,
 }
 
-var crashRules = map[string]bool{"crash-loop": true, "container-failed": true, "rendezvous-peer-not-ready": true}
+var crashRules = map[string]bool{"crash-loop": true, "container-failed": true, "rendezvous-peer-not-ready": true,
+	"rendezvous-name-not-found": true, "python-exception": true, "torch-elastic-child-failed": true, "nccl-timeout": true, "nccl-system-error": true}
 
 // relate adds, to every crash finding, the pods that could not start in the
 // same analysis, so the report points at the root cause across dependent

@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 
@@ -29,6 +31,7 @@ func init() {
 			{"resource-busy", "The pod's request fits an empty node but no node has that much free now."},
 			{"untolerated-taint", "Every node that could run the pod has a taint the pod does not tolerate."},
 			{"node-affinity-mismatch", "No node matches the pod's nodeSelector or required node affinity."},
+			{"pod-affinity-mismatch", "The nodes with room for the pod fail its required pod affinity or anti-affinity."},
 			{"unschedulable", "The scheduler cannot place the pod for another reason, quoted from its event."},
 		},
 		Run: runScheduling,
@@ -131,6 +134,15 @@ func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
 	for _, n := range insufficientResources(schedMsg) {
 		insufficient[n] = true
 	}
+	// The scheduler's filters, computed from the node and pod objects:
+	// the message, when there is one, only corroborates them.
+	filt := filterNodes(c, p, nodes)
+	if len(taints) == 0 {
+		taints = filt.taints
+	}
+	for n := range filt.insufficient {
+		insufficient[n] = true
+	}
 	explained := false
 
 	for _, name := range podResourceNames(&p.Spec) {
@@ -183,6 +195,8 @@ func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
 				Fix:     fix,
 			})
 			explained = true
+		case insufficient[name] && filt.podAffinityBlocks:
+			// A node has room; pod affinity is what keeps the pod off it.
 		case insufficient[name]:
 			fits, blocked := candidateNodes(p, nodes, name, req)
 			if len(fits) == 0 {
@@ -222,7 +236,17 @@ func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
 		out = append(out, taintFinding(c, p, taints, schedEv))
 		explained = true
 	}
-	if strings.Contains(schedMsg, "didn't match Pod's node affinity") || strings.Contains(schedMsg, "didn't match node selector") {
+	if filt.podAffinityBlocks {
+		ev := append([]string{}, schedEv...)
+		ev = append(ev, fmt.Sprintf("node %s has room for the pod but %s", strings.Join(filt.podAffinityNodes, ", "), filt.podAffinityWhy))
+		out = append(out, backend.Finding{
+			RuleID: "pod-affinity-mismatch", Severity: backend.SeverityError, Object: podObject(p), Permanent: true, Evidence: ev,
+			Message: fmt.Sprintf("Pod %s cannot schedule: the nodes with room for it fail its required pod affinity — %s.", p.Name, filt.podAffinityWhy),
+			Fix:     "Make the pod affinity preferred instead of required, or place the pods it follows on a node that can also hold this one (e.g. a GPU node).",
+		})
+		explained = true
+	}
+	if filt.noAffinity || strings.Contains(schedMsg, "didn't match Pod's node affinity") || strings.Contains(schedMsg, "didn't match node selector") {
 		if f := affinityFinding(c, p, schedEv); f != nil {
 			out = append(out, *f)
 			explained = true
@@ -236,6 +260,209 @@ func schedulePod(c *Context, p *corev1.Pod) []backend.Finding {
 		})
 	}
 	return out
+}
+
+// nodeFilterResult is what the scheduler's filters decide for one pod over
+// the nodes in state.
+type nodeFilterResult struct {
+	// noAffinity: no node passes NodeAffinity (nodeSelector and required
+	// node affinity).
+	noAffinity bool
+	// taints: every node that passes NodeAffinity is rejected by
+	// TaintToleration; one untolerated taint per such node, deduplicated.
+	taints []corev1.Taint
+	// insufficient: resources that no node passing NodeAffinity and
+	// TaintToleration has free (allocatable minus the requests of the pods
+	// bound to it), as NodeResourcesFit judges them.
+	insufficient map[corev1.ResourceName]bool
+	// podAffinityBlocks: some node passes every other filter, but none of
+	// those passes InterPodAffinity (required pod affinity or
+	// anti-affinity); podAffinityNodes are those nodes, podAffinityWhy
+	// says why the first is rejected.
+	podAffinityBlocks bool
+	podAffinityNodes  []string
+	podAffinityWhy    string
+}
+
+// filterNodes runs the NodeUnschedulable, NodeAffinity, TaintToleration and
+// NodeResourcesFit filters of the kube-scheduler (pkg/scheduler/framework/
+// plugins) for pod over nodes, from the objects alone. With no nodes in
+// state it decides nothing.
+func filterNodes(c *Context, p *corev1.Pod, nodes []corev1.Node) nodeFilterResult {
+	res := nodeFilterResult{insufficient: map[corev1.ResourceName]bool{}}
+	if len(nodes) == 0 {
+		return res
+	}
+	aff := nodeaffinity.GetRequiredNodeAffinity(p)
+	var matching, tolerated []*corev1.Node
+	for i := range nodes {
+		n := &nodes[i]
+		if ok, err := aff.Match(n); err == nil && !ok {
+			continue
+		}
+		matching = append(matching, n)
+	}
+	if len(matching) == 0 {
+		res.noAffinity = true
+		return res
+	}
+	seen := map[string]bool{}
+	var taints []corev1.Taint
+	for _, n := range matching {
+		if n.Spec.Unschedulable {
+			continue
+		}
+		if t, bad := untoleratedTaint(p.Spec.Tolerations, n); bad {
+			if k := taintString(t); !seen[k] {
+				seen[k] = true
+				taints = append(taints, t)
+			}
+			continue
+		}
+		tolerated = append(tolerated, n)
+	}
+	if len(tolerated) == 0 {
+		res.taints = taints
+		return res
+	}
+	var fitting []*corev1.Node
+	for _, n := range tolerated {
+		if c.fitsResources(p, n) {
+			fitting = append(fitting, n)
+		}
+	}
+	if len(fitting) > 0 {
+		blocked := true
+		for _, n := range fitting {
+			why := c.interPodAffinity(p, n)
+			if why == "" {
+				blocked = false
+				break
+			}
+			res.podAffinityNodes = append(res.podAffinityNodes, n.Name)
+			if res.podAffinityWhy == "" {
+				res.podAffinityWhy = why
+			}
+		}
+		res.podAffinityBlocks = blocked
+	}
+	for _, name := range podResourceNames(&p.Spec) {
+		req := podRequest(&p.Spec, name)
+		if req.IsZero() {
+			continue
+		}
+		fits := false
+		for _, n := range tolerated {
+			alloc, ok := n.Status.Allocatable[name]
+			if !ok {
+				continue
+			}
+			free := alloc.DeepCopy()
+			used := c.requested(n.Name, name)
+			free.Sub(used)
+			if free.Cmp(req) >= 0 {
+				fits = true
+				break
+			}
+		}
+		if !fits {
+			res.insufficient[name] = true
+		}
+	}
+	return res
+}
+
+// fitsResources reports whether node has free what pod requests, for every
+// resource it requests (NodeResourcesFit).
+func (c *Context) fitsResources(p *corev1.Pod, n *corev1.Node) bool {
+	for _, name := range podResourceNames(&p.Spec) {
+		req := podRequest(&p.Spec, name)
+		if req.IsZero() {
+			continue
+		}
+		alloc, ok := n.Status.Allocatable[name]
+		if !ok {
+			return false
+		}
+		free := alloc.DeepCopy()
+		free.Sub(c.requested(n.Name, name))
+		if free.Cmp(req) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// interPodAffinity returns why node fails pod's required pod affinity or
+// anti-affinity, as the scheduler's InterPodAffinity plugin judges it from
+// the pods bound to nodes in state, or "" when it passes. A term no
+// existing pod matches is satisfied when the pod matches it itself (the
+// first pod of a group), as upstream allows.
+func (c *Context) interPodAffinity(p *corev1.Pod, node *corev1.Node) string {
+	a := p.Spec.Affinity
+	if a == nil {
+		return ""
+	}
+	matches := func(t corev1.PodAffinityTerm, other *corev1.Pod) bool {
+		sel, err := metav1.LabelSelectorAsSelector(t.LabelSelector)
+		if err != nil || t.LabelSelector == nil {
+			return false
+		}
+		nsOK := len(t.Namespaces) == 0 && sameNamespace(other.Namespace, p.Namespace)
+		for _, ns := range t.Namespaces {
+			nsOK = nsOK || ns == other.Namespace
+		}
+		return nsOK && sel.Matches(labels.Set(other.Labels))
+	}
+	bound := func(yield func(*corev1.Pod, *corev1.Node) bool) {
+		for _, o := range append(ptrs(c.State.Pods), ptrs(c.State.NodePods)...) {
+			if o == p || o.Spec.NodeName == "" || o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed {
+				continue
+			}
+			if n := c.Node(o.Spec.NodeName); n != nil && !yield(o, n) {
+				return
+			}
+		}
+	}
+	sameTopology := func(key string, a, b *corev1.Node) bool {
+		v, ok := a.Labels[key]
+		return ok && b.Labels[key] == v
+	}
+	if pa := a.PodAffinity; pa != nil {
+		for _, t := range pa.RequiredDuringSchedulingIgnoredDuringExecution {
+			anyMatch, here := false, false
+			var where []string
+			for o, on := range bound {
+				if !matches(t, o) {
+					continue
+				}
+				anyMatch = true
+				where = append(where, fmt.Sprintf("pod %s on node %s", o.Name, on.Name))
+				if sameTopology(t.TopologyKey, node, on) {
+					here = true
+				}
+			}
+			if !anyMatch && matches(t, p) {
+				continue
+			}
+			if !here {
+				if len(where) == 0 {
+					return fmt.Sprintf("its required podAffinity (%s, topologyKey %s) matches no running pod", metav1.FormatLabelSelector(t.LabelSelector), t.TopologyKey)
+				}
+				return fmt.Sprintf("its required podAffinity (%s, topologyKey %s) matches only %s", metav1.FormatLabelSelector(t.LabelSelector), t.TopologyKey, strings.Join(where, ", "))
+			}
+		}
+	}
+	if anti := a.PodAntiAffinity; anti != nil {
+		for _, t := range anti.RequiredDuringSchedulingIgnoredDuringExecution {
+			for o, on := range bound {
+				if matches(t, o) && sameTopology(t.TopologyKey, node, on) {
+					return fmt.Sprintf("its required podAntiAffinity (%s, topologyKey %s) excludes node %s, which runs pod %s", metav1.FormatLabelSelector(t.LabelSelector), t.TopologyKey, node.Name, o.Name)
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // taintFinding explains an untolerated taint, with the node's effect when

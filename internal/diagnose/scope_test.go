@@ -44,3 +44,17 @@ status:
 		}
 	}
 }
+
+// TestHPAAndClaimTargets: hpa/NAME diagnoses the HPA with its scale
+// target; pvc/NAME the claim with the pods that mount it; an unknown name
+// of either kind is reported as not found.
+func TestHPAAndClaimTargets(t *testing.T) {
+	hpa := loadCase(t, "C09.yaml")
+	hasFinding(t, Analyze(hpa, ref("hpa", "tf-model")), "hpa-metrics-unavailable", true, "tfserving")
+	hasFinding(t, Analyze(hpa, ref("horizontalpodautoscaler", "nope")), "not-found", false, "HorizontalPodAutoscaler/nope")
+
+	claim := loadCase(t, "C15.yaml")
+	got := Analyze(claim, ref("pvc", "task-pv-claim"))
+	hasFinding(t, got, "volume-multi-attach", true, "model-store-pod")
+	hasFinding(t, Analyze(claim, ref("pvc", "other")), "not-found", false, "PersistentVolumeClaim/other")
+}

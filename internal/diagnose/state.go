@@ -35,6 +35,9 @@ type State struct {
 	StatefulSets             []appsv1.StatefulSet
 	DaemonSets               []appsv1.DaemonSet
 	HorizontalPodAutoscalers []autoscalingv2.HorizontalPodAutoscaler
+	// Services are the namespace's Services: the names distributed jobs
+	// resolve their peers by (MASTER_ADDR, a Ray head's address).
+	Services []corev1.Service
 	// NodePods are pods of any namespace bound to the nodes a Pending pod
 	// could use; they only count what those nodes have in use (requests),
 	// and are never analysed themselves.
@@ -70,6 +73,7 @@ func (s *State) Merge(o *State) {
 	s.StatefulSets = append(s.StatefulSets, o.StatefulSets...)
 	s.DaemonSets = append(s.DaemonSets, o.DaemonSets...)
 	s.HorizontalPodAutoscalers = append(s.HorizontalPodAutoscalers, o.HorizontalPodAutoscalers...)
+	s.Services = append(s.Services, o.Services...)
 	s.NodePods = append(s.NodePods, o.NodePods...)
 	s.Logs = append(s.Logs, o.Logs...)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 
 	"github.com/petrel-dev/petrel/internal/backend"
 )
@@ -76,8 +77,18 @@ func claimFinding(c *Context, pvc *corev1.PersistentVolumeClaim) *backend.Findin
 			wffc = true
 		}
 	}
+	var cls *storagev1.StorageClass
+	for i := range c.State.StorageClasses {
+		if sc != nil && c.State.StorageClasses[i].Name == *sc {
+			cls = &c.State.StorageClasses[i]
+		}
+	}
+	blockRWX := cls != nil && blockProvisioner(cls.Provisioner) && sharedAccess(pvc.Spec.AccessModes)
+	if blockRWX {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("StorageClass %s: provisioner %s provisions block volumes, which attach to one node (ReadWriteOnce)", cls.Name, cls.Provisioner))
+	}
 	switch {
-	case strings.Contains(lastMsg, "access mode") || strings.Contains(lastMsg, "AccessMode") || strings.Contains(lastMsg, "access modes"):
+	case blockRWX || strings.Contains(lastMsg, "access mode") || strings.Contains(lastMsg, "AccessMode") || strings.Contains(lastMsg, "access modes"):
 		f.Permanent = true
 		f.Message = fmt.Sprintf("Claim %s cannot be bound: no volume or provisioner offers access modes %v.", pvc.Name, pvc.Spec.AccessModes)
 		f.Fix = "Use an access mode the storage class supports (block storage is usually ReadWriteOnce only; ReadWriteMany needs NFS/CephFS-like storage), or pick another class."
@@ -106,6 +117,30 @@ func claimFinding(c *Context, pvc *corev1.PersistentVolumeClaim) *backend.Findin
 	return f
 }
 
+// blockProvisioners are the provisioners of cloud and local block storage:
+// their volumes attach to one node, so they offer ReadWriteOnce (and
+// ReadWriteOncePod) only, as their drivers document.
+var blockProvisioners = map[string]bool{
+	"ebs.csi.aws.com": true, "kubernetes.io/aws-ebs": true,
+	"pd.csi.storage.gke.io": true, "kubernetes.io/gce-pd": true,
+	"disk.csi.azure.com": true, "kubernetes.io/azure-disk": true,
+	"rancher.io/local-path":    true,
+	"cinder.csi.openstack.org": true, "kubernetes.io/cinder": true,
+	"dobs.csi.digitalocean.com": true,
+}
+
+func blockProvisioner(name string) bool { return blockProvisioners[name] }
+
+// sharedAccess reports whether modes ask for more than one node.
+func sharedAccess(modes []corev1.PersistentVolumeAccessMode) bool {
+	for _, m := range modes {
+		if m == corev1.ReadWriteMany || m == corev1.ReadOnlyMany {
+			return true
+		}
+	}
+	return false
+}
+
 func classOf(pvc *corev1.PersistentVolumeClaim) string {
 	if pvc.Spec.StorageClassName == nil {
 		return "(unset: the default class)"
@@ -131,51 +166,132 @@ func mountFindings(c *Context) []backend.Finding {
 				mount = append(mount, e)
 			}
 		}
-		if len(attach)+len(mount) == 0 || p.Status.Phase == corev1.PodRunning && podReady(p) {
+		if p.Status.Phase == corev1.PodRunning && podReady(p) {
+			continue
+		}
+		// From the objects: a ReadWriteOnce claim this pod mounts that a
+		// running pod on another node mounts too. The attach/detach
+		// controller will not attach it here while that pod holds it.
+		claim, vol, held := rwoHeldElsewhere(c, p)
+		if len(attach)+len(mount) == 0 && len(held) == 0 {
 			continue
 		}
 		var ev []string
 		for _, e := range append(attach, mount...) {
 			ev = append(ev, eventEvidence(e))
 		}
-		multi := false
+		var holders []string
 		for _, e := range attach {
-			m := reMultiAttach.FindStringSubmatch(e.Message)
-			if m == nil {
-				continue
+			if m := reMultiAttach.FindStringSubmatch(e.Message); m != nil {
+				vol = m[1]
+				holders = strings.Split(strings.ReplaceAll(m[2], " ", ""), ",")
 			}
-			multi = true
-			holders := strings.Split(strings.ReplaceAll(m[2], " ", ""), ",")
+		}
+		if holders == nil {
+			for _, hp := range held {
+				holders = append(holders, hp.Name)
+			}
+		}
+		if len(holders) > 0 {
 			f := backend.Finding{RuleID: "volume-multi-attach", Severity: backend.SeverityError, Object: podObject(p), Evidence: ev}
-			claim := ""
 			for _, h := range holders {
 				for i := range c.State.Pods {
 					hp := &c.State.Pods[i]
-					if hp.Name != h {
+					if hp.Name != h || !sameNamespace(hp.Namespace, p.Namespace) {
 						continue
 					}
 					f.Evidence = append(f.Evidence, fmt.Sprintf("pod %s holds it on node %s (status.phase %s)", hp.Name, orNone(hp.Spec.NodeName), hp.Status.Phase))
 					if hp.Status.Phase == corev1.PodRunning {
 						f.Permanent = true
 					}
-					claim = sharedClaim(p, hp)
+					if sc := sharedClaim(p, hp); sc != "" {
+						claim = sc
+					}
 				}
 			}
-			vol := m[1]
 			if claim != "" {
+				f.Evidence = append(f.Evidence, fmt.Sprintf("claim %s: accessModes %v; pod %s is on node %s", claim, claimModes(c, p.Namespace, claim), p.Name, orNone(p.Spec.NodeName)))
+			}
+			if vol == "" {
+				vol = claim
+			} else if claim != "" {
 				vol += " of claim " + claim
 			}
 			f.Message = fmt.Sprintf("Pod %s cannot mount volume %s: it is ReadWriteOnce and still attached to another node for pod %s.", p.Name, vol, strings.Join(holders, ", "))
 			f.Fix = "Delete the pod that still holds the volume once it is done (e.g. the copy pod that uploaded the model), use ReadOnlyMany/ReadWriteMany storage for data several pods read, or schedule the pods on the same node."
 			out = append(out, f)
+			continue
 		}
-		if !multi && len(mount) > 0 {
+		if len(mount) > 0 {
 			out = append(out, backend.Finding{RuleID: "volume-mount-failed", Severity: backend.SeverityError, Object: podObject(p), Evidence: ev,
 				Message: fmt.Sprintf("Pod %s cannot start: the kubelet fails to mount its volumes.", p.Name),
 				Fix:     "Create the missing Secret, ConfigMap or claim named in the event, or fix the volume's source."})
 		}
 	}
 	return out
+}
+
+// rwoHeldElsewhere returns a claim of pod p that is ReadWriteOnce only (by
+// spec.accessModes), its volume name, and the unfinished pods on other
+// nodes that mount it; p must be bound to a node.
+func rwoHeldElsewhere(c *Context, p *corev1.Pod) (claim, volume string, holders []*corev1.Pod) {
+	if p.Spec.NodeName == "" {
+		return "", "", nil
+	}
+	for _, v := range p.Spec.Volumes {
+		if v.PersistentVolumeClaim == nil {
+			continue
+		}
+		name := v.PersistentVolumeClaim.ClaimName
+		pvc := findClaim(c, p.Namespace, name)
+		if pvc == nil || !onlyReadWriteOnce(pvc.Spec.AccessModes) {
+			continue
+		}
+		for i := range c.State.Pods {
+			hp := &c.State.Pods[i]
+			if hp == p || !sameNamespace(hp.Namespace, p.Namespace) || hp.Spec.NodeName == "" || hp.Spec.NodeName == p.Spec.NodeName ||
+				hp.Status.Phase == corev1.PodSucceeded || hp.Status.Phase == corev1.PodFailed || hp.DeletionTimestamp != nil {
+				continue
+			}
+			if sharedClaim(p, hp) == name {
+				holders = append(holders, hp)
+			}
+		}
+		if len(holders) > 0 {
+			return name, pvc.Spec.VolumeName, holders
+		}
+	}
+	return "", "", nil
+}
+
+func findClaim(c *Context, namespace, name string) *corev1.PersistentVolumeClaim {
+	for i := range c.State.PersistentVolumeClaims {
+		pvc := &c.State.PersistentVolumeClaims[i]
+		if pvc.Name == name && sameNamespace(pvc.Namespace, namespace) {
+			return pvc
+		}
+	}
+	return nil
+}
+
+func claimModes(c *Context, namespace, name string) []corev1.PersistentVolumeAccessMode {
+	if pvc := findClaim(c, namespace, name); pvc != nil {
+		return pvc.Spec.AccessModes
+	}
+	return nil
+}
+
+// onlyReadWriteOnce reports whether modes allow a single node only.
+func onlyReadWriteOnce(modes []corev1.PersistentVolumeAccessMode) bool {
+	if len(modes) == 0 {
+		return false
+	}
+	for _, m := range modes {
+		if m != corev1.ReadWriteOnce && m != corev1.ReadWriteOncePod {
+			return false
+		}
+	}
+	return true
 }
 
 // sharedClaim returns a claim both pods mount, or "".

@@ -109,8 +109,8 @@ func (d *decoder) decode() {
 				docIndex++
 				break
 			}
-			if len(root.Content) == 0 {
-				continue // an empty document or only comments
+			if len(root.Content) == 0 || isNull(root.Content[0]) {
+				continue // an empty document or only comments (kubectl skips both)
 			}
 			if av := field(root.Content[0], "apiVersion"); av != nil && strings.HasPrefix(av.Value, "petrel.dev/") {
 				isPetrel = true
@@ -257,6 +257,15 @@ func (d *decoder) object(n *yaml.Node, lineOffset, docIndex int) {
 				fmt.Sprintf("unknown kind %q; did you mean %q?", kind.Value, s), "correct the kind to "+s)
 			return
 		}
+		d.report(RuleInputUnknownKind, "", kline, kcol, ref,
+			fmt.Sprintf("kind %s (%s) is not checked by petrel lint", kind.Value, apiVersion.Value), "")
+		return
+	}
+	if locate == nil && !contains(info.groups, group) && strings.Contains(group, ".") && group != "petrel.dev" {
+		// A custom resource of another API group that reuses a kind name
+		// (KServe's serving.kserve.io InferenceService, Knative's
+		// serving.knative.dev Service): CRD groups always contain a dot,
+		// so this is not a mistyped built-in group.
 		d.report(RuleInputUnknownKind, "", kline, kcol, ref,
 			fmt.Sprintf("kind %s (%s) is not checked by petrel lint", kind.Value, apiVersion.Value), "")
 		return
@@ -526,4 +535,10 @@ func suggestKind(k string) string {
 		}
 	}
 	return best
+}
+
+// isNull reports whether n is a YAML null: what a document holding only
+// comments after a "---" separator decodes to.
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }

@@ -116,6 +116,7 @@ type replica struct {
 	readySince  time.Time
 	restarts    int32
 	lastReason  string
+	logTail     []string // last lines of output at the last exit
 	killReason  string
 	backoff     CrashLoopBackOff
 	restartAt   time.Time
@@ -756,6 +757,7 @@ func (s *Service) watchExit(r *replica, proc Proc) {
 	}
 	r.restarts++
 	r.lastReason = ex.Reason
+	r.logTail = tailLines(r.spec.LogPath, 20, 2048)
 	if r.killReason != "" {
 		r.lastReason = r.killReason
 	}
@@ -920,7 +922,7 @@ func (s *Service) statusLocked() backend.Service {
 	}
 	for _, r := range s.replicas {
 		rep := backend.Replica{Index: r.index, Name: r.name, Generation: r.generation, Phase: r.phase, Ready: r.ready,
-			Port: r.port, Restarts: r.restarts, LastReason: r.lastReason}
+			Port: r.port, Restarts: r.restarts, LastReason: r.lastReason, LogTail: slices.Clone(r.logTail)}
 		if r.proc != nil {
 			t := r.startTime
 			rep.StartTime = &t

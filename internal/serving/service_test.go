@@ -421,6 +421,21 @@ func TestServiceCrashingReplicaBacksOff(t *testing.T) {
 	}
 }
 
+// A replica that exits keeps its last log lines in its status, where
+// diagnose reads the cause (bug 9 of issue 12: a missing model file).
+func TestServiceCrashedReplicaKeepsItsLastLogLines(t *testing.T) {
+	spec := testSpec(t.TempDir(), 1)
+	const cause = "FileNotFoundError: [Errno 2] No such file or directory: '/models/digits.json'"
+	spec.Args = []string{"-say", cause, "-exit", "1"}
+	s := startService(t, Config{Spec: spec, BackOff: CrashLoopBackOff{Initial: 300 * time.Millisecond, Max: time.Second}})
+	st := waitFor(t, s, 20*time.Second, "a restart", func(st backend.Service) bool {
+		return len(st.Replicas) == 1 && st.Replicas[0].Restarts >= 1 && len(st.Replicas[0].LogTail) > 0
+	})
+	if tail := st.Replicas[0].LogTail; tail[len(tail)-1] != cause {
+		t.Errorf("log tail %q, want it to end with %q", tail, cause)
+	}
+}
+
 func TestServiceDetachLeavesReplicasRunningForASuccessorToAdopt(t *testing.T) {
 	spec := testSpec(t.TempDir(), 2)
 	s1 := startService(t, Config{Spec: spec})

@@ -219,7 +219,9 @@ func TestLiveQuotaRejectsPods(t *testing.T) {
 	if !f.Permanent {
 		t.Errorf("quota-requires-resources must be permanent")
 	}
-	contains(t, f, "default-quota", "must specify", "LimitRange")
+	// From the quota and the pod template, before or without the
+	// admission plugin's "must specify" event.
+	contains(t, f, "default-quota", "limits.cpu,limits.memory,requests.cpu,requests.memory", "LimitRange")
 }
 
 func TestLiveCrashLoopAndImagePull(t *testing.T) {

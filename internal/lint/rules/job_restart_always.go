@@ -7,6 +7,12 @@ import (
 	"github.com/petrel-dev/petrel/internal/lint"
 )
 
+// operatorDefaultsRestartPolicy lists the operator kinds whose admission
+// webhook fills in the Jobs' pod restartPolicy when it is left out, so
+// leaving it out is not a mistake there: JobSet sets OnFailure
+// (kubernetes-sigs/jobset pkg/webhooks/jobset_webhook.go, Default).
+var operatorDefaultsRestartPolicy = map[string]bool{"JobSet": true}
+
 func init() {
 	register(&lint.Rule{
 		ID:       "PTL-JOB-002",
@@ -26,6 +32,9 @@ func init() {
 					p.Report(w.Object, w.SpecPath.Key("restartPolicy"), "",
 						"restartPolicy Always is not allowed in a %s; the API server rejects it", w.Kind)
 				case "":
+					if operatorDefaultsRestartPolicy[w.Object.Kind] {
+						continue
+					}
 					p.Report(w.Object, w.SpecPath, "add restartPolicy: Never to "+w.SpecPath.String(),
 						"the pod template sets no restartPolicy, which defaults to Always and is not allowed in a %s; the API server rejects it", w.Kind)
 				}

@@ -153,6 +153,8 @@ spec:
 `, 1, "", "default backoffLimit of 6"},
 		{"job without restartPolicy", "PTL-JOB-002", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: i:1}]\n", 1, backend.SeverityError, "defaults to Always"},
 		{"job with Always", "PTL-JOB-002", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Always\n      containers: [{name: c, image: i:1}]\n", 1, "", "not allowed"},
+		{"JobSet without restartPolicy is defaulted by its webhook", "PTL-JOB-002", "apiVersion: jobset.x-k8s.io/v1alpha2\nkind: JobSet\nmetadata: {name: js}\nspec:\n  replicatedJobs:\n  - name: w\n    template:\n      spec:\n        template:\n          spec:\n            containers: [{name: c, image: i:1}]\n", 0, "", ""},
+		{"JobSet with Always is still rejected", "PTL-JOB-002", "apiVersion: jobset.x-k8s.io/v1alpha2\nkind: JobSet\nmetadata: {name: js}\nspec:\n  replicatedJobs:\n  - name: w\n    template:\n      spec:\n        template:\n          spec:\n            restartPolicy: Always\n            containers: [{name: c, image: i:1}]\n", 1, backend.SeverityError, "not allowed"},
 		{"deployment Always is fine", "PTL-JOB-002", deployment(1, "      containers: [{name: c, image: i:1}]\n"), 0, "", ""},
 		// JOB-003
 		{"gpu job without limits", "PTL-JOB-003", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: i:1, resources: {limits: {nvidia.com/gpu: 1}}}]\n", 1, backend.SeverityWarning, "holding GPUs"},

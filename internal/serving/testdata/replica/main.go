@@ -30,8 +30,12 @@ import (
 func main() {
 	child := flag.Bool("child", false, "start a sleeping child process")
 	exit := flag.Int("exit", -1, "exit at once with this code")
+	say := flag.String("say", "", "with -exit, print this line to stderr first")
 	flag.Parse()
 	if *exit >= 0 {
+		if *say != "" {
+			fmt.Fprintln(os.Stderr, *say)
+		}
 		os.Exit(*exit)
 	}
 	port := os.Getenv("PORT")
