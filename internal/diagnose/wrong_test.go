@@ -71,7 +71,7 @@ func TestNoWrongAnswerWhenTheLogStatesTheCause(t *testing.T) {
 		a0.LogTail = []string{"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.50 GiB."}
 		j := backend.Job{Name: "train", Phase: backend.JobFailed, Attempts: []backend.Attempt{a0, attempt(1, 137, backend.ReasonDeadlineExceeded, "")},
 			Spec:       v1alpha1.TrainingJobSpec{BackoffLimit: i32(6), ActiveDeadlineSeconds: new(int64)},
-			Conditions: []backend.Condition{{Type: backend.JobFailed, Status: "True", Reason: backend.ReasonDeadlineExceeded}}}
+			Conditions: []backend.Condition{{Type: backend.ConditionFailed, Status: "True", Reason: backend.ReasonDeadlineExceeded}}}
 		fs := AnalyzeJob(j)
 		hasFinding(t, fs, "gpu-out-of-memory", true)
 		hasFinding(t, fs, "job-deadline-exceeded", true, "failed before it")
@@ -130,7 +130,7 @@ func TestNoWrongAnswerWhenTheLogStatesTheCause(t *testing.T) {
 	})
 	t.Run("local GPU wait is the one honest wait", func(t *testing.T) {
 		// Waiting is right when the finding names what will change.
-		j := backend.Job{Name: "train", Phase: backend.JobPending, Waiting: "waiting for 2 GPUs, 1 free"}
+		j := backend.Job{Name: "train", Phase: backend.JobPending, Waiting: &backend.Waiting{Reason: backend.WaitingForGPUs, GPUsRequested: 2, GPUsFree: 1, Message: "waiting for 2 GPUs, 1 free"}}
 		hasFinding(t, AnalyzeJob(j), "gpu-busy", false, "release")
 	})
 }

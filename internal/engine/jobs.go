@@ -4,19 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
 	jobctl "github.com/petrel-dev/petrel/internal/engine/controllers/job"
 	"github.com/petrel-dev/petrel/internal/engine/node"
+	"github.com/petrel-dev/petrel/internal/serving"
 )
 
 // jobRecord is a job as the store keeps it: the observed status plus what
@@ -340,44 +339,12 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 		}
 	}
 	if a.Phase == backend.PodFailed {
-		a.LogTail = tailLines(filepath.Join(ra.dir, LogFile), 20, 2048)
+		a.LogTail = serving.TailLines(filepath.Join(ra.dir, LogFile), 20, 2048)
 	}
 	e.afterAttempt(r, a)
 	e.requeueGPUWaiters()
 }
 
-// tailLines returns the last n lines of the file at path, reading at most
-// max bytes from its end.
-func tailLines(path string, n int, max int64) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil
-	}
-	off := st.Size() - max
-	if off < 0 {
-		off = 0
-	}
-	buf := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
-		return nil
-	}
-	lines := strings.Split(strings.TrimRight(string(buf), "\n"), "\n")
-	if off > 0 && len(lines) > 1 {
-		lines = lines[1:] // the first may be cut
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 1 && lines[0] == "" {
-		return nil
-	}
-	return lines
-}
 
 // afterAttempt records a finished attempt and asks for a sync of its
 // job, which applies podFailurePolicy, backoffLimit and the back-off.

@@ -150,10 +150,10 @@ func tailFile(ctx context.Context, path, prefix string, until <-chan struct{}, w
 	}
 }
 
-// tailLines returns the last n lines of the file at path, reading at most
+// TailLines returns the last n lines of the file at path, reading at most
 // limit bytes from its end (the first, possibly cut, line dropped), or nil
 // when the file cannot be read or is empty.
-func tailLines(path string, n int, limit int64) []string {
+func TailLines(path string, n int, limit int64) []string {
 	if path == "" {
 		return nil
 	}

@@ -757,7 +757,7 @@ func (s *Service) watchExit(r *replica, proc Proc) {
 	}
 	r.restarts++
 	r.lastReason = ex.Reason
-	r.logTail = tailLines(r.spec.LogPath, 20, 2048)
+	r.logTail = TailLines(r.spec.LogPath, 20, 2048)
 	if r.killReason != "" {
 		r.lastReason = r.killReason
 	}
