@@ -345,7 +345,6 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 	e.requeueGPUWaiters()
 }
 
-
 // afterAttempt records a finished attempt and asks for a sync of its
 // job, which applies podFailurePolicy, backoffLimit and the back-off.
 // Caller holds e.mu.
