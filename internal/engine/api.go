@@ -377,7 +377,7 @@ func (e *Engine) Diagnose(ctx context.Context, ref backend.Ref) ([]backend.Findi
 		}
 		return diagnose.AnalyzeService(*s), nil
 	}
-	return nil, fmt.Errorf("diagnose %s/%s: the local engine diagnoses jobs and services", ref.Kind, ref.Name)
+	return nil, fmt.Errorf("diagnose %s/%s: the local engine has jobs, services and their pods; %s is a Kubernetes object: add --target kubernetes", ref.Kind, ref.Name, ref.Kind)
 }
 
 // Logs implements backend.Backend for jobs: one attempt, or every attempt

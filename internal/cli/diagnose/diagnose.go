@@ -110,17 +110,21 @@ var liveKinds = map[string]string{
 	"pod": "pod", "pods": "pod", "po": "pod",
 }
 
-// offlineKinds are the Kubernetes workload kinds a saved dump can be
-// scoped to as well.
-var offlineKinds = map[string]string{
+// kubeKinds are the Kubernetes objects a cluster (live, --target
+// kubernetes) or a saved dump can be diagnosed from as well; the local
+// engine has none of them and says so.
+var kubeKinds = map[string]string{
 	"deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
 	"daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
 	"statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
+	"hpa": "hpa", "horizontalpodautoscaler": "hpa", "horizontalpodautoscalers": "hpa",
+	"pvc": "pvc", "persistentvolumeclaim": "pvc", "persistentvolumeclaims": "pvc",
 }
 
 // ParseRef parses KIND/NAME. Kinds are job, service and pod (with kubectl's
-// plural and short forms); offline, deployment, daemonset and statefulset
-// are accepted too.
+// plural and short forms), and the Kubernetes kinds deployment,
+// daemonset, statefulset, hpa and pvc. offline says a saved dump is read
+// (every kind applies there too).
 func ParseRef(s string, offline bool) (backend.Ref, error) {
 	kind, name, ok := strings.Cut(s, "/")
 	if !ok || kind == "" || name == "" {
@@ -130,12 +134,9 @@ func ParseRef(s string, offline bool) (backend.Ref, error) {
 	if k, ok := liveKinds[lower]; ok {
 		return backend.Ref{Kind: k, Name: name}, nil
 	}
-	k, ok := offlineKinds[lower]
+	k, ok := kubeKinds[lower]
 	if !ok {
-		return backend.Ref{}, fmt.Errorf("unknown kind %q in %q: write job/NAME, service/NAME or pod/NAME", kind, s)
-	}
-	if !offline {
-		return backend.Ref{}, fmt.Errorf("%s/%s: a live target diagnoses job/NAME, service/NAME or pod/NAME; %s works with --from-file", kind, name, kind)
+		return backend.Ref{}, fmt.Errorf("unknown kind %q in %q: write job/NAME, service/NAME, pod/NAME, deployment/, statefulset/, daemonset/, hpa/ or pvc/NAME", kind, s)
 	}
 	return backend.Ref{Kind: k, Name: name}, nil
 }
