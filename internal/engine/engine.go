@@ -43,7 +43,15 @@ type Config struct {
 	// Clock is the controllers' clock (default: the real one); tests of
 	// timing rules inject a fake.
 	Clock clock.WithTicker
+	// MaxReplicas is the most replicas one service may ask for (replicas,
+	// autoscaling.maxReplicas) or be scaled to (default
+	// DefaultMaxReplicas; `petrel server --max-replicas` raises it): each
+	// replica is a process on this one machine.
+	MaxReplicas int32
 }
+
+// DefaultMaxReplicas is Config.MaxReplicas's default.
+const DefaultMaxReplicas = 64
 
 // Engine runs workloads locally. All methods are safe for concurrent use.
 type Engine struct {
@@ -87,6 +95,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.BackoffMax == 0 {
 		cfg.BackoffMax = jobctl.MaxBackoff
+	}
+	if cfg.MaxReplicas <= 0 {
+		cfg.MaxReplicas = DefaultMaxReplicas
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}

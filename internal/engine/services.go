@@ -142,6 +142,16 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 	if err := e.node.Admit("service", name, &o.Spec.PodTemplate); err != nil {
 		return "", err
 	}
+	most := int32(1)
+	if o.Spec.Replicas != nil {
+		most = *o.Spec.Replicas
+	}
+	if a := o.Spec.Autoscaling; a != nil {
+		most = a.MaxReplicas
+	}
+	if err := e.checkReplicas(name, most); err != nil {
+		return "", err
+	}
 	if e.services == nil {
 		e.services = map[string]*serviceState{}
 	}
@@ -253,6 +263,14 @@ func (e *Engine) loadServices() error {
 	return nil
 }
 
+// checkReplicas refuses a replica count over Config.MaxReplicas.
+func (e *Engine) checkReplicas(name string, n int32) error {
+	if n > e.cfg.MaxReplicas {
+		return fmt.Errorf("service %q asks for %d replicas, more than this machine's limit of %d processes per service; lower it, or raise the limit with `petrel server --max-replicas N` (PETREL_MAX_REPLICAS)", name, n, e.cfg.MaxReplicas)
+	}
+	return nil
+}
+
 // putService stores a service's desired state, secret values sealed.
 func (e *Engine) putService(ctx context.Context, rec *serviceRecord) error {
 	sealed := *rec
@@ -326,6 +344,9 @@ func (e *Engine) scaleService(ctx context.Context, name string, replicas int32) 
 	defer e.mu.Unlock()
 	st, err := e.lookupService(name)
 	if err != nil {
+		return err
+	}
+	if err := e.checkReplicas(name, replicas); err != nil {
 		return err
 	}
 	if err := st.svc.Scale(replicas); err != nil {

@@ -316,3 +316,43 @@ func TestNoSecretValueIsStoredInClearText(t *testing.T) {
 	}
 	grep("after delete")
 }
+
+// A service may not ask for (or be scaled to) more replicas than the
+// server's limit; the refusal names the flag and changes nothing.
+func TestReplicaCountsOverTheLimitAreRefused(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is needed")
+	}
+	e, err := New(Config{Home: t.TempDir(), GPUs: FakeGPUs(0), ShimArgv: []string{os.Args[0], "-shim"}, Logf: t.Logf, MaxReplicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = e.Delete(context.Background(), backend.Ref{Kind: "service", Name: "many"})
+		e.Close()
+	}()
+	svc := func(replicas int32) *v1alpha1.InferenceService {
+		return &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
+			Metadata: v1alpha1.ObjectMeta{Name: "many"},
+			Spec: v1alpha1.InferenceServiceSpec{
+				PodTemplate: v1alpha1.PodTemplate{Command: []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1"}, TerminationGracePeriodSeconds: ptr(int64(1))},
+				Port:        8080, Replicas: ptr(replicas),
+			}}
+	}
+	_, err = e.Apply(context.Background(), docsOf(t.TempDir(), svc(100000)))
+	if err == nil || !strings.Contains(err.Error(), "--max-replicas") {
+		t.Fatalf("apply of 100000 replicas: %v, want a refusal naming --max-replicas", err)
+	}
+	if ss, _ := e.ListServices(context.Background()); len(ss) != 0 {
+		t.Fatalf("a refused service was created: %+v", ss)
+	}
+	if _, err := e.Apply(context.Background(), docsOf(t.TempDir(), svc(1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Scale(context.Background(), "many", 4); err == nil || !strings.Contains(err.Error(), "limit of 3") {
+		t.Fatalf("scale to 4: %v, want a refusal", err)
+	}
+	if s, _ := e.GetService(context.Background(), "many"); s.DesiredReplicas != 1 {
+		t.Fatalf("desired replicas after the refused scale: %d, want 1", s.DesiredReplicas)
+	}
+}

@@ -193,6 +193,16 @@ func writeErr(w http.ResponseWriter, err error) {
 	writeJSON(w, code, body)
 }
 
+// MaxApplyBytes bounds an apply request's body (the spec files, JSON):
+// specs are small, data goes into a Volume's source directory, which the
+// server reads from disk. A larger body is answered 413 before it is read.
+const MaxApplyBytes = 16 << 20
+
+func writeTooLarge(w http.ResponseWriter) {
+	writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf(
+		"the apply request is larger than %d MiB: spec files are small; put data in a Volume's source directory (read from disk), not in the spec", MaxApplyBytes>>20)})
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -226,7 +236,16 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/apply", func(w http.ResponseWriter, r *http.Request) {
 		var req ApplyRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+		if r.ContentLength > MaxApplyBytes {
+			writeTooLarge(w)
+			return
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxApplyBytes)).Decode(&req); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeTooLarge(w)
+				return
+			}
 			writeErr(w, fmt.Errorf("decode apply request: %w", err))
 			return
 		}

@@ -111,3 +111,25 @@ func TestApplyHandsTheShellEnvironmentToTheEngineAndMergesSharedVolumes(t *testi
 		}
 	}
 }
+
+// An apply body over MaxApplyBytes is answered 413 without reaching the
+// engine (and without being read whole).
+func TestOversizedApplyIsRefusedWith413(t *testing.T) {
+	eng := &fakeEngine{}
+	h := (&Server{eng: eng}).routes()
+	body := `{"files":[{"path":"big.yaml","dir":"/tmp","data":"` + strings.Repeat("A", MaxApplyBytes) + `"}]}`
+	for _, withLength := range []bool{true, false} {
+		req := httptest.NewRequest(http.MethodPost, "/v1/apply", strings.NewReader(body))
+		if !withLength {
+			req.ContentLength = -1 // chunked: found while reading
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "larger than 16 MiB") {
+			t.Errorf("content length known %v: %d %s, want 413", withLength, rec.Code, rec.Body.String())
+		}
+	}
+	if eng.applied != nil {
+		t.Fatal("the engine received an oversized apply")
+	}
+}

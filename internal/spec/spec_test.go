@@ -94,6 +94,11 @@ func TestBadInputIsReportedWithPositionFieldAndFix(t *testing.T) {
 		{"cpu target without request", "apiVersion: petrel.dev/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n  command: [x]\n  port: 8080\n  autoscaling: {maxReplicas: 2, target: {cpuUtilization: 70}}\n", []string{"spec.autoscaling.target.cpuUtilization", "needs a CPU request", "spec.resources.cpu"}},
 		{"negative hpa tolerance", "apiVersion: petrel.dev/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n  command: [x]\n  port: 8080\n  autoscaling: {maxReplicas: 2, target: {concurrency: 4}, behavior: {scaleUp: {tolerance: -0.05}}}\n", []string{"spec.autoscaling.behavior.scaleUp.tolerance", "negative quantity"}},
 		{"not a mapping", "- a\n- b\n", []string{"f.yaml:1:1:", "document is a list"}},
+		// Limits (issue 9): values that overflow or could never reach exec.
+		{"deadline overflow", job("  command: [x]\n  activeDeadlineSeconds: 10000000000\n"), []string{"f.yaml:6:26:", "spec.activeDeadlineSeconds", "too large", "9223372036"}},
+		{"NUL in env", job("  command: [x]\n  env: [{name: A, value: \"a\\0b\"}]\n"), []string{"spec.env[0].value", "NUL byte"}},
+		{"NUL in args", job("  command: [x]\n  args: [\"a\\0b\"]\n"), []string{"spec.args[0]", "NUL byte"}},
+		{"huge env value", job("  command: [x]\n  env: [{name: A, value: " + strings.Repeat("x", MaxArgBytes+1) + "}]\n"), []string{"f.yaml:6:", "spec.env[0].value", "over the 131072-byte limit"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,8 +2,10 @@ package spec
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -111,9 +113,49 @@ func (v *validator) securityContext(sc *v1alpha1.SecurityContext) {
 	}
 }
 
-func (v *validator) workload(command []string, env []v1alpha1.EnvVar, res *v1alpha1.Resources, mounts []v1alpha1.VolumeMount, declared map[string]bool) {
+// MaxArgBytes is the longest one argument or environment value may be:
+// the kernel's MAX_ARG_STRLEN (32 pages, 128 KiB), beyond which exec fails
+// with E2BIG; MaxExecBytes bounds them all together, half the usual
+// ARG_MAX of 2 MiB so the inherited environment still fits. A spec over
+// either could never start, so it is refused at apply, not retried.
+const (
+	MaxArgBytes  = 128 << 10
+	MaxExecBytes = 1 << 20
+)
+
+// MaxSeconds is the largest number of seconds a duration field can hold
+// (activeDeadlineSeconds, terminationGracePeriodSeconds): Go's
+// time.Duration counts nanoseconds in an int64, about 292 years.
+const MaxSeconds = math.MaxInt64 / int64(time.Second)
+
+// execString checks one argv element or env value that reaches exec.
+func (v *validator) execString(path, s string, total *int) {
+	*total += len(s) + 1
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		v.fail(path, "remove the NUL byte: exec passes C strings, which end at the first NUL", "contains a NUL byte")
+	case len(s) > MaxArgBytes:
+		v.fail(path, "pass large data in a file on a volume instead (the kernel's limit per argument or variable is 128 KiB)", "%d bytes, over the %d-byte limit", len(s), MaxArgBytes)
+	}
+}
+
+func (v *validator) workload(command, args []string, env []v1alpha1.EnvVar, res *v1alpha1.Resources, mounts []v1alpha1.VolumeMount, declared map[string]bool) {
 	if len(command) == 0 || command[0] == "" {
 		v.fail("spec.command", `give the program and its arguments as a list, e.g. command: [python3, train.py]`, "command is required")
+	}
+	total := 0
+	for i, c := range command {
+		v.execString(fmt.Sprintf("spec.command[%d]", i), c, &total)
+	}
+	for i, a := range args {
+		v.execString(fmt.Sprintf("spec.args[%d]", i), a, &total)
+	}
+	for i, e := range env {
+		v.execString(fmt.Sprintf("spec.env[%d].value", i), e.Value, &total)
+		total += len(e.Name) + 1
+	}
+	if total > MaxExecBytes {
+		v.fail("spec", "pass large data in a file on a volume instead", "command, args and env add up to %d bytes, over the %d-byte limit", total, MaxExecBytes)
 	}
 	envNames := map[string]bool{}
 	for i, e := range env {
@@ -167,7 +209,7 @@ func (v *validator) workload(command []string, env []v1alpha1.EnvVar, res *v1alp
 }
 
 func (v *validator) trainingJob(s *v1alpha1.TrainingJobSpec, declared map[string]bool) {
-	v.workload(s.Command, s.Env, &s.Resources, s.Volumes, declared)
+	v.workload(s.Command, s.Args, s.Env, &s.Resources, s.Volumes, declared)
 	v.securityContext(s.SecurityContext)
 	seenMetric := map[string]bool{}
 	for i, m := range s.Metrics {
@@ -184,12 +226,16 @@ func (v *validator) trainingJob(s *v1alpha1.TrainingJobSpec, declared map[string
 	}
 	if s.ActiveDeadlineSeconds != nil && *s.ActiveDeadlineSeconds <= 0 {
 		v.fail("spec.activeDeadlineSeconds", "set a positive number of seconds, or leave it out for no deadline", "activeDeadlineSeconds must be positive, got %d", *s.ActiveDeadlineSeconds)
+	} else if s.ActiveDeadlineSeconds != nil && *s.ActiveDeadlineSeconds > MaxSeconds {
+		v.fail("spec.activeDeadlineSeconds", fmt.Sprintf("set at most %d seconds (292 years), or leave it out for no deadline", MaxSeconds), "activeDeadlineSeconds %d is too large", *s.ActiveDeadlineSeconds)
 	}
 	if s.TTLSecondsAfterFinished != nil && *s.TTLSecondsAfterFinished < 0 {
 		v.fail("spec.ttlSecondsAfterFinished", "set 0 or more seconds", "negative ttlSecondsAfterFinished %d", *s.TTLSecondsAfterFinished)
 	}
 	if s.TerminationGracePeriodSeconds != nil && *s.TerminationGracePeriodSeconds < 0 {
 		v.fail("spec.terminationGracePeriodSeconds", "set 0 or more seconds", "negative terminationGracePeriodSeconds %d", *s.TerminationGracePeriodSeconds)
+	} else if s.TerminationGracePeriodSeconds != nil && *s.TerminationGracePeriodSeconds > MaxSeconds {
+		v.fail("spec.terminationGracePeriodSeconds", fmt.Sprintf("set at most %d seconds", MaxSeconds), "terminationGracePeriodSeconds %d is too large", *s.TerminationGracePeriodSeconds)
 	}
 	if s.PodFailurePolicy != nil {
 		for i, r := range s.PodFailurePolicy.Rules {
@@ -219,7 +265,7 @@ func (v *validator) trainingJob(s *v1alpha1.TrainingJobSpec, declared map[string
 }
 
 func (v *validator) inferenceService(s *v1alpha1.InferenceServiceSpec, declared map[string]bool) {
-	v.workload(s.Command, s.Env, &s.Resources, s.Volumes, declared)
+	v.workload(s.Command, s.Args, s.Env, &s.Resources, s.Volumes, declared)
 	v.securityContext(s.SecurityContext)
 	if s.Port < 1 || s.Port > 65535 {
 		v.fail("spec.port", "set the port the server listens on, 1–65535; locally it is published as $(PORT)", "port %d out of range", s.Port)
@@ -279,6 +325,8 @@ func (v *validator) inferenceService(s *v1alpha1.InferenceServiceSpec, declared 
 	}
 	if s.TerminationGracePeriodSeconds != nil && *s.TerminationGracePeriodSeconds < 0 {
 		v.fail("spec.terminationGracePeriodSeconds", "set 0 or more seconds", "negative terminationGracePeriodSeconds %d", *s.TerminationGracePeriodSeconds)
+	} else if s.TerminationGracePeriodSeconds != nil && *s.TerminationGracePeriodSeconds > MaxSeconds {
+		v.fail("spec.terminationGracePeriodSeconds", fmt.Sprintf("set at most %d seconds", MaxSeconds), "terminationGracePeriodSeconds %d is too large", *s.TerminationGracePeriodSeconds)
 	}
 	if st := s.Strategy; st != nil {
 		for f, val := range map[string]string{"maxSurge": st.MaxSurge, "maxUnavailable": st.MaxUnavailable} {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,7 @@ type Options struct {
 	Home        string
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	MaxReplicas int32
 	Version     string
 }
 
@@ -51,6 +53,11 @@ it in the background when none is running.`,
 		},
 	}
 	cmd.Flags().DurationVar(&opts.BackoffBase, "backoff-base", envDuration("PETREL_BACKOFF_BASE", 10*time.Second), "first retry delay after a failed attempt, doubling per failure (env PETREL_BACKOFF_BASE)")
+	maxReplicas := int32(engine.DefaultMaxReplicas)
+	if v, err := strconv.ParseInt(os.Getenv("PETREL_MAX_REPLICAS"), 10, 32); err == nil && v > 0 {
+		maxReplicas = int32(v)
+	}
+	cmd.Flags().Int32Var(&opts.MaxReplicas, "max-replicas", maxReplicas, "the most replicas one service may ask for or be scaled to on this machine (env PETREL_MAX_REPLICAS)")
 	cmd.Flags().DurationVar(&opts.BackoffMax, "backoff-max", envDuration("PETREL_BACKOFF_MAX", 10*time.Minute), "cap of the retry delay, as Kubernetes v1.37's MaxJobPodFailureBackOff (env PETREL_BACKOFF_MAX)")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "stop",
@@ -92,7 +99,7 @@ func run(ctx context.Context, opts *Options) error {
 		return err
 	}
 	defer unlock()
-	eng, err := engine.New(engine.Config{Home: opts.Home, BackoffBase: opts.BackoffBase, BackoffMax: opts.BackoffMax, Logf: logger.Printf})
+	eng, err := engine.New(engine.Config{Home: opts.Home, BackoffBase: opts.BackoffBase, BackoffMax: opts.BackoffMax, MaxReplicas: opts.MaxReplicas, Logf: logger.Printf})
 	if err != nil {
 		return err
 	}
