@@ -54,11 +54,22 @@ func (e *Engine) load() error {
 		e.jobs[r.Name] = r
 		for i := range r.Attempts {
 			a := &r.Attempts[i]
-			if a.Phase != backend.PodRunning {
+			if a.Phase != backend.PodRunning && a.Phase != backend.PodPending {
 				continue
 			}
 			dir := attemptDir(e.jobDir(r.Name), i)
-			ra := &runningAttempt{job: r.Name, index: i, dir: dir, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
+			ref, recorded := r.Shims[i]
+			if !recorded && !exists(filepath.Join(dir, node.PidsFile)) && !exists(filepath.Join(dir, node.StatusFile)) {
+				// Recorded but never handed to a shim: nothing ran for
+				// it. Forget it; the Job controller creates it again (no
+				// attempt runs twice, none is wrongly failed).
+				if err := e.store.deleteAttempt(e.ctx, r.Name, i); err != nil {
+					return fmt.Errorf("read state: %w", err)
+				}
+				r.Attempts = r.Attempts[:i]
+				break
+			}
+			ra := &runningAttempt{job: r.Name, index: i, dir: dir, shim: ref, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
 			// Metrics already stored are not read twice; those printed
 			// while no server ran are read now.
 			ra.metrics.off = r.MetricsOffset[i]
@@ -98,23 +109,24 @@ func (e *Engine) load() error {
 // the shim's liveness (pid + start time).
 func (e *Engine) adopt(ra *runningAttempt) {
 	defer e.wg.Done()
-	var p ShimPids
-	pidsErr := node.ReadJSON(filepath.Join(ra.dir, node.PidsFile), &p)
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if _, err := os.Stat(filepath.Join(ra.dir, node.StatusFile)); err == nil {
+		if exists(filepath.Join(ra.dir, node.StatusFile)) {
 			e.attemptExited(ra)
 			return
 		}
-		if pidsErr == nil && !node.Alive(p.ShimPid, p.ShimStartTicks) {
+		// The shim is the one in pids.json once it started the workload,
+		// else the one recorded before it was given the attempt (it may
+		// still be starting it).
+		shim := ra.shim
+		var p ShimPids
+		if err := node.ReadJSON(filepath.Join(ra.dir, node.PidsFile), &p); err == nil {
+			shim = node.ShimRef{Pid: p.ShimPid, StartTicks: p.ShimStartTicks}
+		}
+		if !shim.Alive() {
 			// attemptExited reads status.json the shim may have written
 			// just before exiting, and reaps the attempt if it did not.
-			e.attemptExited(ra)
-			return
-		}
-		if pidsErr != nil {
-			// No pids file: the shim died before starting the workload.
 			e.attemptExited(ra)
 			return
 		}
@@ -124,6 +136,11 @@ func (e *Engine) adopt(ra *runningAttempt) {
 		case <-t.C:
 		}
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // Apply implements backend.Backend: volumes first, then jobs; all

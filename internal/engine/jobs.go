@@ -30,6 +30,10 @@ type jobRecord struct {
 	// MetricsOffset is, per attempt, the byte offset of its log up to
 	// which metrics are stored.
 	MetricsOffset map[int]int64 `json:"metricsOffset,omitempty"`
+	// Shims is, per attempt, the shim that owns it, recorded before the
+	// shim is given the attempt (durable intent), so a restarted server
+	// tells an attempt being started, running, ended or lost apart.
+	Shims map[int]node.ShimRef `json:"shims,omitempty"`
 }
 
 // runningAttempt is an attempt whose shim the engine watches.
@@ -39,6 +43,9 @@ type runningAttempt struct {
 	dir      string
 	deadline bool // killed by activeDeadlineSeconds
 	killing  bool
+	// shim is the shim recorded for the attempt (zero for attempts of an
+	// older server, which has only pids.json).
+	shim node.ShimRef
 	metrics  *metricsTail
 }
 
@@ -238,15 +245,29 @@ func (e *Engine) persist(r *jobRecord) {
 func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 	idx := len(r.Attempts)
 	now := time.Now()
-	a := backend.Attempt{Index: idx, Name: fmt.Sprintf("%s-%d", r.Name, idx), Phase: backend.PodRunning, StartTime: &now, Node: "local"}
+	// Durable intent: the attempt (the pod) is in the store, Pending,
+	// before any process is started for it, and its shim is recorded
+	// before the shim is given it.
+	r.Attempts = append(r.Attempts, backend.Attempt{Index: idx, Name: fmt.Sprintf("%s-%d", r.Name, idx), Phase: backend.PodPending, StartTime: &now, Node: "local"})
+	a := &r.Attempts[idx]
 	for _, g := range gpus {
 		a.GPUs = append(a.GPUs, strconv.Itoa(g))
 	}
 	dir := attemptDir(e.jobDir(r.Name), idx)
 	var shim *exec.Cmd
-	cfg, err := e.node.Prepare(e.podSpec(r, idx, gpus))
+	err := e.store.putAttempt(e.ctx, r.Name, a)
+	var cfg *node.ShimConfig
 	if err == nil {
-		shim, err = e.node.Start(dir, cfg)
+		cfg, err = e.node.Prepare(e.podSpec(r, idx, gpus))
+	}
+	if err == nil {
+		shim, err = e.node.Start(dir, cfg, func(ref node.ShimRef) error {
+			if r.Shims == nil {
+				r.Shims = map[int]node.ShimRef{}
+			}
+			r.Shims[idx] = ref
+			return e.store.putJob(e.ctx, r)
+		})
 	}
 	if err != nil {
 		err = errors.New(v1alpha1.MaskSecretValues(err.Error(), r.Spec.Env))
@@ -257,15 +278,14 @@ func (e *Engine) startAttempt(r *jobRecord, gpus []int) {
 			_ = os.MkdirAll(dir, 0o700)
 			_ = os.WriteFile(filepath.Join(dir, LogFile), []byte("petrel: "+err.Error()+"\n"), 0o600)
 		}
-		r.Attempts = append(r.Attempts, a)
-		e.afterAttempt(r, &r.Attempts[idx])
+		e.afterAttempt(r, a)
 		return
 	}
-	r.Attempts = append(r.Attempts, a)
-	if err := e.store.putAttempt(e.ctx, r.Name, &a); err != nil {
+	a.Phase = backend.PodRunning
+	if err := e.store.putAttempt(e.ctx, r.Name, a); err != nil {
 		e.cfg.Logf("persist attempt: %v", err)
 	}
-	ra := &runningAttempt{job: r.Name, index: idx, dir: dir, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
+	ra := &runningAttempt{job: r.Name, index: idx, dir: dir, shim: r.Shims[idx], metrics: newMetricsTail(filepath.Join(dir, LogFile))}
 	e.running[r.Name] = ra
 	// Not counted in e.wg: Close must not wait for workloads to end.
 	go func() {
@@ -317,6 +337,9 @@ func (e *Engine) attemptExited(ra *runningAttempt) {
 		code := int32(137)
 		a.Phase, a.Reason, a.ExitCode = backend.PodFailed, backend.ReasonError, &code
 		a.Message = "the attempt's shim ended without recording an exit status"
+		if !exists(filepath.Join(ra.dir, node.PidsFile)) {
+			a.Message = "the attempt's shim ended before it started the workload"
+		}
 	case st.StartError != "":
 		a.Phase, a.Reason, a.ExitCode, a.Message = backend.PodFailed, backend.ReasonStartError, &st.ExitCode, v1alpha1.MaskSecretValues(st.StartError, r.Spec.Env)
 	default:

@@ -431,7 +431,9 @@ func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.P
 	if err := node.WriteJSONAtomic(filepath.Join(dir, replicaFile), replicaInfo{rs.Index, rs.Generation, rs.Port, gpus}); err != nil {
 		return nil, fmt.Errorf("write replica record: %w", err)
 	}
-	shim, err := r.e.node.Start(dir, cfg)
+	// replica.json (written above) names the replica; the shim is found
+	// from pids.json on adoption.
+	shim, err := r.e.node.Start(dir, cfg, nil)
 	if err != nil {
 		return nil, fmt.Errorf("start the shim for replica %s: %w", rs.Name, err)
 	}

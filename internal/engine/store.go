@@ -131,6 +131,12 @@ func (s *store) putAttempt(ctx context.Context, job string, a *backend.Attempt) 
 	return err
 }
 
+// deleteAttempt removes the record of attempt idx of job.
+func (s *store) deleteAttempt(ctx context.Context, job string, idx int) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM attempts WHERE job = ? AND idx = ?`, job, idx)
+	return err
+}
+
 func (s *store) deleteJob(ctx context.Context, name string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -272,8 +272,11 @@ func TestDigitsExampleTrainsToHeldOutAccuracy(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.home, "volumes", "digits-models", "digits.json")); err != nil {
 		t.Fatalf("model not in the models volume: %v", err)
 	}
+	// A row per step, a column per metric: the last epoch's row carries
+	// the held-out accuracy too.
 	met := e.petrel("metrics", "digits-train", "-o", "csv")
-	if !strings.Contains(met.stdout, ",epoch,20") || !strings.Contains(met.stdout, ",test_accuracy,") {
+	lines := strings.Split(strings.TrimSpace(met.stdout), "\n")
+	if len(lines) != 21 || lines[0] != "ATTEMPT,epoch,loss,accuracy,test_accuracy" || !strings.HasPrefix(lines[20], "0,20,") || strings.HasSuffix(lines[20], ",") {
 		t.Fatalf("metrics csv:\n%s", met.stdout)
 	}
 }
@@ -338,9 +341,9 @@ func TestMetricsPrintedWhileTheServerIsDownAreKept(t *testing.T) {
 	_ = syscall.Kill(e.serverPID(), syscall.SIGKILL)
 	time.Sleep(1500 * time.Millisecond) // steps printed while no server runs
 	e.petrel("logs", "steps", "-f")     // restarts the server, waits for the end
-	r := e.petrel("metrics", "steps", "-o", "csv")
+	r := e.petrel("metrics", "steps", "-o", "csv") // a row per step: ATTEMPT,step
 	for i := 1; i <= 6; i++ {
-		if strings.Count(r.stdout, fmt.Sprintf(",step,%d\n", i)) != 1 {
+		if strings.Count(r.stdout, fmt.Sprintf("\n0,%d\n", i)) != 1 {
 			t.Fatalf("step %d not stored exactly once:\n%s", i, r.stdout)
 		}
 	}

@@ -12,6 +12,16 @@ import (
 	"github.com/petrel-dev/petrel/internal/backend"
 )
 
+// ShimRef identifies the shim that owns a pod, by pid and /proc start
+// time (so a reused pid is never taken for it).
+type ShimRef struct {
+	Pid        int    `json:"pid"`
+	StartTicks uint64 `json:"startTicks"`
+}
+
+// Alive reports whether the shim still runs.
+func (r ShimRef) Alive() bool { return Alive(r.Pid, r.StartTicks) }
+
 // spareShim is a shim started ahead of time and waiting on its standard
 // input for the directory of the attempt it is to own, so starting an
 // attempt does not wait for a process start of this (large) binary. Once
@@ -40,7 +50,7 @@ func (n *Node) startSpareShim() (*spareShim, error) {
 // it hands dir to the spare shim (starting one if there is none) and
 // starts the next spare in the background. Training attempts and service
 // replicas both start here.
-func (n *Node) Launch(dir string) (*exec.Cmd, error) {
+func (n *Node) Launch(dir string, record func(ShimRef) error) (*exec.Cmd, error) {
 	n.spareMu.Lock()
 	sp := n.spare
 	n.spare = nil
@@ -49,6 +59,16 @@ func (n *Node) Launch(dir string) (*exec.Cmd, error) {
 		var err error
 		if sp, err = n.startSpareShim(); err != nil {
 			return nil, fmt.Errorf("start shim: %w", err)
+		}
+	}
+	// Durable intent: the shim that will own dir is recorded before it
+	// is given dir, so a server that dies now finds it on its return.
+	if record != nil {
+		ref := ShimRef{Pid: sp.cmd.Process.Pid, StartTicks: StartTicks(sp.cmd.Process.Pid)}
+		if err := record(ref); err != nil {
+			sp.stdin.Close() // the spare exits on EOF without starting anything
+			go sp.cmd.Wait()
+			return nil, fmt.Errorf("record the pod's shim: %w", err)
 		}
 	}
 	_, err := io.WriteString(sp.stdin, dir+"\n")

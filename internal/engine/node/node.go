@@ -152,7 +152,12 @@ func (n *Node) Prepare(p PodSpec) (*ShimConfig, error) {
 // Start writes cfg into the pod directory dir and launches its shim. The
 // caller waits on the returned shim process (its child) or, after a
 // restart, watches dir (Alive, StatusFile).
-func (n *Node) Start(dir string, cfg *ShimConfig) (*exec.Cmd, error) {
+//
+// record, when set, is called with the shim that will own the pod before
+// the shim is given the pod (durable intent: the caller stores it, so a
+// restarted server can tell a pod being started from one never started);
+// its error aborts the start with nothing run.
+func (n *Node) Start(dir string, cfg *ShimConfig, record func(ShimRef) error) (*exec.Cmd, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create pod directory: %w", err)
 	}
@@ -163,7 +168,7 @@ func (n *Node) Start(dir string, cfg *ShimConfig) (*exec.Cmd, error) {
 	if err := WriteJSONAtomic(filepath.Join(dir, ConfigFile), cfg); err != nil {
 		return nil, fmt.Errorf("write pod config: %w", err)
 	}
-	return n.Launch(dir)
+	return n.Launch(dir, record)
 }
 
 // Kill stops the pod in dir as the kubelet does: SIGTERM to its process
