@@ -356,3 +356,58 @@ func TestReplicaCountsOverTheLimitAreRefused(t *testing.T) {
 		t.Fatalf("desired replicas after the refused scale: %d, want 1", s.DesiredReplicas)
 	}
 }
+
+// An autoscaled service keeps the replica count its replicas show across
+// a server restart (as a Deployment's spec.replicas outlives the HPA
+// controller): the adopted replicas are not scaled down at once.
+func TestAutoscaledReplicasSurviveAServerRestart(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is needed")
+	}
+	home := t.TempDir()
+	cfg := Config{Home: home, GPUs: FakeGPUs(0), ShimArgv: []string{os.Args[0], "-shim"}, Logf: t.Logf}
+	e1, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
+		Metadata: v1alpha1.ObjectMeta{Name: "auto"},
+		Spec: v1alpha1.InferenceServiceSpec{
+			PodTemplate: v1alpha1.PodTemplate{Command: []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1"}, TerminationGracePeriodSeconds: ptr(int64(1))},
+			Port:        8080,
+			Autoscaling: &v1alpha1.Autoscaling{MinReplicas: ptr(int32(1)), MaxReplicas: 4, Target: v1alpha1.AutoscalingTarget{Concurrency: ptr(int32(4))}},
+			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+		}}
+	dir := t.TempDir()
+	if _, err := e1.Apply(context.Background(), docsOf(dir, svc)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.Scale(context.Background(), "auto", 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e1.Apply(context.Background(), docsOf(dir, svc)); err != nil { // autoscaling resumes at 3
+		t.Fatal(err)
+	}
+	waitService(t, e1, "auto", 60*time.Second, "three ready replicas", func(s backend.Service) bool { return s.ReadyReplicas == 3 })
+	e1.Close()
+	e2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = e2.Delete(context.Background(), backend.Ref{Kind: "service", Name: "auto"})
+		e2.Close()
+	}()
+	s, err := e2.GetService(context.Background(), "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.DesiredReplicas != 3 {
+		t.Fatalf("after the restart: desired %d, want the 3 the replicas show", s.DesiredReplicas)
+	}
+	for _, ev := range s.Events {
+		if strings.Contains(ev.Message, "scale-down") {
+			t.Fatalf("a replica was scaled down at the restart: %s", ev.Message)
+		}
+	}
+}

@@ -210,6 +210,18 @@ func NewService(cfg Config) (*Service, error) {
 		s.attachLocked(r, a.Proc, a.StartTime, "Adopted", "adopted")
 		s.nextIndex = max(s.nextIndex, a.Index+1)
 	}
+	// An autoscaled service goes on with the count its replicas show, as
+	// a Deployment's spec.replicas outlives the HPA controller's restart;
+	// the autoscaler then decides from there with its usual windows.
+	if as := s.autoscaler; as != nil {
+		n := int32(0)
+		for _, a := range cfg.Adopt {
+			if a.Generation == cfg.Generation {
+				n++
+			}
+		}
+		s.desired = min(max(s.desired, n), as.MaxReplicas)
+	}
 	s.mu.Unlock()
 	s.loops.Add(3)
 	go s.reconcileLoop()

@@ -34,6 +34,9 @@ type spareShim struct {
 func (n *Node) startSpareShim() (*spareShim, error) {
 	argv := append(append([]string(nil), n.shimArgv...), "-")
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if argv[0] == "/proc/self/exe" {
+		cmd.Args[0] = "petrel" // ps shows `petrel shim -`, not the link's path
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives the server
 	cmd.Dir = "/"
 	in, err := cmd.StdinPipe()
