@@ -45,8 +45,8 @@ type runningAttempt struct {
 	killing  bool
 	// shim is the shim recorded for the attempt (zero for attempts of an
 	// older server, which has only pids.json).
-	shim node.ShimRef
-	metrics  *metricsTail
+	shim    node.ShimRef
+	metrics *metricsTail
 }
 
 func (e *Engine) jobDir(name string) string { return filepath.Join(e.cfg.Home, "jobs", name) }

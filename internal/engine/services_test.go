@@ -373,9 +373,9 @@ func TestAutoscaledReplicasSurviveAServerRestart(t *testing.T) {
 	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
 		Metadata: v1alpha1.ObjectMeta{Name: "auto"},
 		Spec: v1alpha1.InferenceServiceSpec{
-			PodTemplate: v1alpha1.PodTemplate{Command: []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1"}, TerminationGracePeriodSeconds: ptr(int64(1))},
-			Port:        8080,
-			Autoscaling: &v1alpha1.Autoscaling{MinReplicas: ptr(int32(1)), MaxReplicas: 4, Target: v1alpha1.AutoscalingTarget{Concurrency: ptr(int32(4))}},
+			PodTemplate:    v1alpha1.PodTemplate{Command: []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1"}, TerminationGracePeriodSeconds: ptr(int64(1))},
+			Port:           8080,
+			Autoscaling:    &v1alpha1.Autoscaling{MinReplicas: ptr(int32(1)), MaxReplicas: 4, Target: v1alpha1.AutoscalingTarget{Concurrency: ptr(int32(4))}},
 			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
 		}}
 	dir := t.TempDir()

@@ -339,8 +339,8 @@ func TestMetricsPrintedWhileTheServerIsDownAreKept(t *testing.T) {
 	readPids(t, e.home, "steps", 0)
 	time.Sleep(1200 * time.Millisecond) // the server stores the first steps
 	_ = syscall.Kill(e.serverPID(), syscall.SIGKILL)
-	time.Sleep(1500 * time.Millisecond) // steps printed while no server runs
-	e.petrel("logs", "steps", "-f")     // restarts the server, waits for the end
+	time.Sleep(1500 * time.Millisecond)            // steps printed while no server runs
+	e.petrel("logs", "steps", "-f")                // restarts the server, waits for the end
 	r := e.petrel("metrics", "steps", "-o", "csv") // a row per step: ATTEMPT,step
 	for i := 1; i <= 6; i++ {
 		if strings.Count(r.stdout, fmt.Sprintf("\n0,%d\n", i)) != 1 {
