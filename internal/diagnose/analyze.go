@@ -83,11 +83,13 @@ func sortFindings(out []backend.Finding) {
 		if rank[a.Severity] != rank[b.Severity] {
 			return rank[a.Severity] < rank[b.Severity]
 		}
-		if a.Permanent != b.Permanent {
-			return a.Permanent
-		}
+		// Causes before outcomes ("the Job failed"), whatever their
+		// permanence: the outcome is what the user already knows.
 		if summaryRules[a.RuleID] != summaryRules[b.RuleID] {
 			return !summaryRules[a.RuleID]
+		}
+		if a.Permanent != b.Permanent {
+			return a.Permanent
 		}
 		if a.Object != b.Object {
 			return a.Object < b.Object

@@ -140,3 +140,22 @@ func TestAnalyzeService(t *testing.T) {
 		}
 	})
 }
+
+// The cause a failed attempt's log states comes before the outcome
+// ("the Job failed"), whatever the two findings' permanence.
+func TestLocalCauseIsListedBeforeTheOutcome(t *testing.T) {
+	code := int32(1)
+	end := time.Now()
+	a := backend.Attempt{Index: 0, Name: "train-0", Phase: backend.PodFailed, ExitCode: &code, Reason: backend.ReasonError, EndTime: &end,
+		LogTail: []string{"Traceback (most recent call last):", `  File "train.py", line 3, in <module>`, "ValueError: bad learning rate"}}
+	j := backend.Job{Name: "train", Phase: backend.JobFailed, Attempts: []backend.Attempt{a}, Failed: 1,
+		Spec:       v1alpha1.TrainingJobSpec{BackoffLimit: i32(0)},
+		Conditions: []backend.Condition{{Type: backend.ConditionFailed, Status: "True", Reason: backend.ReasonBackoffLimitExceeded, Message: backend.MessageBackoffLimitExceeded}}}
+	fs := AnalyzeJob(j)
+	if len(fs) < 2 {
+		t.Fatalf("findings:\n%s", dump(fs))
+	}
+	if summaryRules[fs[0].RuleID] || !summaryRules[fs[len(fs)-1].RuleID] {
+		t.Errorf("the outcome is not last:\n%s", dump(fs))
+	}
+}
