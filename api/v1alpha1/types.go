@@ -228,6 +228,16 @@ type TrainingJobSpec struct {
 	// TTLSecondsAfterFinished deletes the finished job's record (not its
 	// volumes) this many seconds after it finishes (batch/v1).
 	TTLSecondsAfterFinished *int32 `yaml:"ttlSecondsAfterFinished,omitempty" json:"ttlSecondsAfterFinished,omitempty"`
+	// NumNodes is the number of workers of a distributed job (Kubeflow
+	// Trainer's TrainJob numNodes; default 1): on Kubernetes an Indexed Job
+	// with completions = parallelism = numNodes and a headless Service the
+	// pods' subdomain, each worker with the template's resources (GPUs per
+	// worker) and torchrun's environment (PET_NNODES, PET_NODE_RANK, …).
+	NumNodes *int32 `yaml:"numNodes,omitempty" json:"numNodes,omitempty"`
+	// NumProcPerNode is how many processes each worker runs (torchrun's
+	// --nproc-per-node, published as PET_NPROC_PER_NODE; default 1). The
+	// command starts them (torchrun does); petrel runs one per worker.
+	NumProcPerNode *int32 `yaml:"numProcPerNode,omitempty" json:"numProcPerNode,omitempty"`
 	// Metrics names the metrics the job reports (as Katib's
 	// objective.additionalMetricNames): only NAME=number pairs with these
 	// names are metrics; other such output (say CUDA_VISIBLE_DEVICES=0)
@@ -243,6 +253,33 @@ func (j *TrainingJob) GetName() string { return j.Metadata.Name }
 
 // GetMeta implements Object.
 func (j *TrainingJob) GetMeta() *ObjectMeta { return &j.Metadata }
+
+// MaxNumNodes bounds numNodes (workers of one job).
+const MaxNumNodes = 1024
+
+// DefaultMasterPort is the rendezvous port of worker 0 (torchrun's
+// --master-port default, 29500).
+const DefaultMasterPort = 29500
+
+// Workers returns numNodes with its default (1) applied.
+func (s *TrainingJobSpec) Workers() int32 {
+	if s.NumNodes == nil {
+		return 1
+	}
+	return *s.NumNodes
+}
+
+// ProcsPerWorker returns numProcPerNode with its default (1) applied.
+func (s *TrainingJobSpec) ProcsPerWorker() int32 {
+	if s.NumProcPerNode == nil {
+		return 1
+	}
+	return *s.NumProcPerNode
+}
+
+// Distributed reports whether the job runs as a gang of workers with
+// torchrun's environment (numNodes or numProcPerNode set above 1).
+func (s *TrainingJobSpec) Distributed() bool { return s.Workers() > 1 || s.ProcsPerWorker() > 1 }
 
 // EffectiveBackoffLimit returns backoffLimit with its default applied.
 func (s *TrainingJobSpec) EffectiveBackoffLimit() int32 {

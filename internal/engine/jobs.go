@@ -62,6 +62,10 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 	if err := e.node.Admit("job", j.Metadata.Name, &j.Spec.PodTemplate); err != nil {
 		return "", err
 	}
+	if j.Spec.Distributed() {
+		return "", fmt.Errorf("job %q asks for %d workers × %d processes: distributed jobs run on Kubernetes (--target kubernetes) in this version; the local engine runs one worker with one process (leave numNodes and numProcPerNode out)",
+			j.Metadata.Name, j.Spec.Workers(), j.Spec.ProcsPerWorker())
+	}
 	for _, m := range j.Spec.Volumes {
 		if _, ok := e.volumes[m.Name]; !ok {
 			return "", fmt.Errorf("job %q mounts volume %q, which does not exist: declare it (kind: Volume) in the same file or apply it first", j.Metadata.Name, m.Name)

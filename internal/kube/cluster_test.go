@@ -603,3 +603,68 @@ func TestRBACForbiddenNamesVerbAndResource(t *testing.T) {
 		t.Errorf("list as a reader of jobs only: err = %v, want list on pods named", err)
 	}
 }
+
+// TestDistributedJobRunsAsAnIndexedGang: numNodes 3 runs as an Indexed
+// Job of 3 on the real Job controller: three pods with indices 0–2, worker
+// 0 addressable through the headless Service, Complete when all three
+// succeed; a failing worker fails the whole Job at once through the
+// rendered podFailurePolicy; delete removes the Service too.
+func TestDistributedJobRunsAsAnIndexedGang(t *testing.T) {
+	t.Parallel()
+	b, c, ns := testBackend(t, gpuCluster)
+	ctx := context.Background()
+	cs := c.Client(t)
+	gang := func(name, exit string) []*spec.Document {
+		return parseString(t, `apiVersion: petrel.dev/v1alpha1
+kind: TrainingJob
+metadata:
+  name: `+name+`
+  annotations: {petrel.dev/sim-exit-code: "`+exit+`"}
+spec:
+  image: busybox:1.37
+  command: [sh, -c, "exit `+exit+`"]
+  numNodes: 3
+  backoffLimit: 4
+`)
+	}
+	if _, err := b.Apply(ctx, gang("gang", "0")); err != nil {
+		t.Fatal(err)
+	}
+	j := waitFinished(t, b, "gang", 3*time.Minute)
+	if j.Phase != backend.JobComplete {
+		t.Fatalf("gang: %s %+v", j.Phase, j.FinalCondition())
+	}
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: SelectorString(KindJob, "gang")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	indices := map[string]bool{}
+	for _, p := range pods.Items {
+		indices[p.Annotations[batchv1.JobCompletionIndexAnnotation]] = true
+		if p.Spec.Subdomain != "gang" || p.Spec.Hostname != "gang-"+p.Annotations[batchv1.JobCompletionIndexAnnotation] {
+			t.Errorf("pod %s: hostname %q subdomain %q, want gang-INDEX.gang", p.Name, p.Spec.Hostname, p.Spec.Subdomain)
+		}
+	}
+	if !indices["0"] || !indices["1"] || !indices["2"] {
+		t.Errorf("completion indices %v, want 0, 1 and 2", indices)
+	}
+	svc, err := cs.CoreV1().Services(ns).Get(ctx, "gang", metav1.GetOptions{})
+	if err != nil || svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Fatalf("headless service: %v %+v", err, svc)
+	}
+
+	if _, err := b.Apply(ctx, gang("gang-fails", "3")); err != nil {
+		t.Fatal(err)
+	}
+	f := waitFinished(t, b, "gang-fails", 3*time.Minute)
+	if fc := f.FinalCondition(); f.Phase != backend.JobFailed || fc == nil || fc.Reason != backend.ReasonPodFailurePolicy {
+		t.Fatalf("gang-fails: %s %+v, want Failed by the podFailurePolicy at the first failing worker, not retried up to backoffLimit", f.Phase, fc)
+	}
+
+	if err := b.Delete(ctx, backend.Ref{Kind: KindJob, Name: "gang"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Services(ns).Get(ctx, "gang", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after delete the headless service is still there: %v", err)
+	}
+}

@@ -15,7 +15,7 @@ import (
 // owned lists, per petrel kind, the resources petrel makes for it, in the
 // order they are deleted (the workload before what it uses).
 var owned = map[string][]string{
-	KindJob:     {"Job", "Secret"},
+	KindJob:     {"Job", "Service", "Secret"},
 	KindService: {"HorizontalPodAutoscaler", "Service", "Deployment", "Secret"},
 	KindVolume:  {"PersistentVolumeClaim", "ConfigMap"},
 }

@@ -414,7 +414,75 @@ func (r *renderer) trainingJob(d *spec.Document, j *v1alpha1.TrainingJob) {
 			})
 		}
 	}
+	if s.Distributed() {
+		r.distribute(job, j)
+	}
 	r.add(job)
+}
+
+// distribute makes job a gang of spec.numNodes workers with only built-in
+// objects (no operator): an Indexed Job (completions = parallelism =
+// numNodes; each pod's hostname is JOB-INDEX) whose pods have a headless
+// Service of the job's name as subdomain, so worker 0 resolves as
+// JOB-0.JOB from every worker, ready or not (publishNotReadyAddresses:
+// rendezvous happens before readiness). Each worker gets torchrun's
+// environment as Kubeflow Trainer sets it (PET_NNODES, PET_NPROC_PER_NODE,
+// PET_NODE_RANK, PET_MASTER_ADDR, PET_MASTER_PORT) and MASTER_ADDR,
+// MASTER_PORT, WORLD_SIZE, NODE_RANK (and RANK with one process per
+// worker) for programs that do their own rendezvous; the Job controller
+// adds JOB_COMPLETION_INDEX. Fail fast: a podFailurePolicy rule after the
+// spec's own fails the whole Job at the first worker that exits non-zero,
+// and the Job controller deletes the other workers at once, instead of
+// leaving them in a collective until the NCCL timeout. What a plain Job
+// cannot do: restart the whole gang (JobSet's failurePolicy does), so on
+// Kubernetes a worker failure ends the job; the README says so.
+func (r *renderer) distribute(job *batchv1.Job, j *v1alpha1.TrainingJob) {
+	s := &j.Spec
+	name := j.Metadata.Name
+	n, procs := s.Workers(), s.ProcsPerWorker()
+	indexed := batchv1.IndexedCompletion
+	job.Spec.CompletionMode = &indexed
+	job.Spec.Completions, job.Spec.Parallelism = &n, &n
+	ps := &job.Spec.Template.Spec
+	ps.Subdomain = name
+	master := fmt.Sprintf("%s-0.%s", name, name)
+	port := fmt.Sprint(v1alpha1.DefaultMasterPort)
+	rank := &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + batchv1.JobCompletionIndexAnnotation + "']"}}
+	env := []corev1.EnvVar{
+		{Name: "PET_NNODES", Value: fmt.Sprint(n)},
+		{Name: "PET_NPROC_PER_NODE", Value: fmt.Sprint(procs)},
+		{Name: "PET_NODE_RANK", ValueFrom: rank},
+		{Name: "PET_MASTER_ADDR", Value: master},
+		{Name: "PET_MASTER_PORT", Value: port},
+		{Name: "MASTER_ADDR", Value: master},
+		{Name: "MASTER_PORT", Value: port},
+		{Name: "WORLD_SIZE", Value: fmt.Sprint(n * procs)},
+		{Name: "NODE_RANK", ValueFrom: rank},
+	}
+	if procs == 1 {
+		env = append(env, corev1.EnvVar{Name: "RANK", ValueFrom: rank})
+	}
+	c := &ps.Containers[0]
+	c.Env = append(env, c.Env...)
+	c.Ports = append(c.Ports, corev1.ContainerPort{Name: "rendezvous", ContainerPort: v1alpha1.DefaultMasterPort, Protocol: corev1.ProtocolTCP})
+	if job.Spec.PodFailurePolicy == nil {
+		job.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{}
+	}
+	job.Spec.PodFailurePolicy.Rules = append(job.Spec.PodFailurePolicy.Rules, batchv1.PodFailurePolicyRule{
+		Action:      batchv1.PodFailurePolicyActionFailJob,
+		OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpNotIn, Values: []int32{0}},
+	})
+	r.add(&corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: r.objectMeta(&j.Metadata, KindJob, name),
+		Spec: corev1.ServiceSpec{
+			ClusterIP:                corev1.ClusterIPNone,
+			Selector:                 Selector(KindJob, name),
+			PublishNotReadyAddresses: true,
+			Ports:                    []corev1.ServicePort{{Name: "rendezvous", Port: v1alpha1.DefaultMasterPort, Protocol: corev1.ProtocolTCP}},
+		},
+	})
+	r.note("TrainingJob %s runs %d workers as an Indexed Job: worker 0 is %s:%s; the first worker to fail fails the Job (a plain Job cannot restart the whole gang).", name, n, master, port)
 }
 
 func (r *renderer) inferenceService(d *spec.Document, is *v1alpha1.InferenceService) {

@@ -483,3 +483,44 @@ func TestYAMLIsApplyable(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderDistributedJobIsAnIndexedJobWithAHeadlessService(t *testing.T) {
+	set, err := Render(parse(t, "testdata/distributed-job.yaml"), Options{Namespace: "ml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := find[*batchv1.Job](t, set, "ddp")
+	if job.Spec.CompletionMode == nil || *job.Spec.CompletionMode != batchv1.IndexedCompletion || *job.Spec.Completions != 3 || *job.Spec.Parallelism != 3 {
+		t.Fatalf("job spec %+v, want Indexed with completions = parallelism = 3", job.Spec)
+	}
+	ps := job.Spec.Template.Spec
+	if ps.Subdomain != "ddp" {
+		t.Errorf("subdomain %q, want the headless Service ddp", ps.Subdomain)
+	}
+	svc := find[*corev1.Service](t, set, "ddp")
+	if svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses || svc.Spec.Selector[LabelKind] != KindJob {
+		t.Errorf("service %+v, want headless, publishing not-ready pods, selecting the job's pods", svc.Spec)
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range ps.Containers[0].Env {
+		env[e.Name] = e
+	}
+	for k, want := range map[string]string{"PET_NNODES": "3", "PET_NPROC_PER_NODE": "2", "PET_MASTER_ADDR": "ddp-0.ddp", "PET_MASTER_PORT": "29500",
+		"MASTER_ADDR": "ddp-0.ddp", "MASTER_PORT": "29500", "WORLD_SIZE": "6"} {
+		if env[k].Value != want {
+			t.Errorf("%s = %q, want %q", k, env[k].Value, want)
+		}
+	}
+	for _, k := range []string{"PET_NODE_RANK", "NODE_RANK"} {
+		if f := env[k].ValueFrom; f == nil || f.FieldRef == nil || !strings.Contains(f.FieldRef.FieldPath, batchv1.JobCompletionIndexAnnotation) {
+			t.Errorf("%s = %+v, want the job completion index", k, env[k])
+		}
+	}
+	if _, ok := env["RANK"]; ok {
+		t.Errorf("RANK set with 2 processes per worker: torchrun sets it per process")
+	}
+	rules := job.Spec.PodFailurePolicy.Rules
+	if last := rules[len(rules)-1]; last.Action != batchv1.PodFailurePolicyActionFailJob || last.OnExitCodes.Operator != batchv1.PodFailurePolicyOnExitCodesOpNotIn {
+		t.Errorf("podFailurePolicy %+v, want a last rule failing the job at the first non-zero exit", rules)
+	}
+}

@@ -221,6 +221,12 @@ func (v *validator) trainingJob(s *v1alpha1.TrainingJobSpec, declared map[string
 		}
 		seenMetric[m] = true
 	}
+	if n := s.NumNodes; n != nil && (*n < 1 || *n > v1alpha1.MaxNumNodes) {
+		v.fail("spec.numNodes", fmt.Sprintf("set the number of workers, 1 to %d", v1alpha1.MaxNumNodes), "numNodes %d out of range", *n)
+	}
+	if n := s.NumProcPerNode; n != nil && (*n < 1 || *n > 1024) {
+		v.fail("spec.numProcPerNode", "set the processes per worker, 1 to 1024 (usually its GPU count)", "numProcPerNode %d out of range", *n)
+	}
 	if s.BackoffLimit != nil && *s.BackoffLimit < 0 {
 		v.fail("spec.backoffLimit", "set 0 (no retries) or more; the Kubernetes default is 6", "negative backoffLimit %d", *s.BackoffLimit)
 	}
