@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/lint"
@@ -35,6 +36,9 @@ func init() {
 					continue
 				}
 				for _, svc := range p.Set.ServicesFor(w) {
+					if t, ok := svc.Typed.(*corev1.Service); ok && t.Spec.ClusterIP == corev1.ClusterIPNone {
+						continue // a headless Service names a Job's pods (a rendezvous), it does not serve
+					}
 					p.Report(w.Object, w.SpecPath, fmt.Sprintf("serve from a Deployment, or remove Service %s", svc.Name),
 						"Service %s (%s:%d) sends traffic to this %s's pods, but a %s's pods run to completion and are not kept up", svc.Name, svc.File, line(svc), w.Kind, w.Kind)
 					break

@@ -40,6 +40,41 @@ spec:
 
 const petrelHeader = "apiVersion: petrel.dev/v1alpha1\n"
 
+// gang is a 2-pod Job ddp (completionMode mode, pod subdomain sub) whose
+// workers rendezvous at MASTER_ADDR addr, with a Service ddp of clusterIP ip.
+func gang(mode, sub, addr, ip string) string {
+	subdomain := ""
+	if sub != "" {
+		subdomain = "      subdomain: " + sub + "\n"
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: ddp}
+spec:
+  clusterIP: %s
+  selector: {job: ddp}
+  ports: [{port: 29500}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: ddp}
+spec:
+  completionMode: %s
+  completions: 2
+  parallelism: 2
+  backoffLimit: 0
+  template:
+    metadata: {labels: {job: ddp}}
+    spec:
+      restartPolicy: Never
+%s      containers:
+      - name: w
+        image: i:1
+        command: [python3, train.py]
+        env: [{name: MASTER_ADDR, value: %q}]
+`, ip, mode, subdomain, addr)
+}
+
 func TestRules(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -355,6 +390,20 @@ spec:
 		{"kserve model server with 512Mi", "PTL-MEM-003", deployment(1, "      containers: [{name: kserve-container, image: kserve/huggingfaceserver:v0.13.0, resources: {limits: {memory: 512Mi}}}]\n"), 1, "", ""},
 		{"plain app with 512Mi", "PTL-MEM-003", deployment(1, "      containers: [{name: c, image: example/app:1, resources: {limits: {memory: 512Mi}}}]\n"), 0, "", ""},
 		// SHM
+		// DST-001: the rendezvous address must be worker 0 of an Indexed Job, by its subdomain.
+		{"indexed job with headless service", "PTL-DST-001", gang("Indexed", "ddp", "ddp-0.ddp", "None"), 0, "", ""},
+		{"rendezvous on a NonIndexed job", "PTL-DST-001", gang("NonIndexed", "ddp", "ddp-0.ddp", "None"), 1, backend.SeverityError, "NonIndexed Job have random names"},
+		{"rendezvous without subdomain", "PTL-DST-001", gang("Indexed", "", "ddp-0.ddp", "None"), 1, "", "sets no subdomain"},
+		{"rendezvous on the wrong subdomain", "PTL-DST-001", gang("Indexed", "workers", "ddp-0.ddp", "None"), 1, "", "subdomain is workers"},
+		{"rendezvous on a pod that is not worker 0", "PTL-DST-001", gang("Indexed", "ddp", "master-0.ddp", "None"), 1, "", "worker 0 of Indexed Job ddp is ddp-0"},
+		{"rendezvous service not headless", "PTL-DST-001", gang("Indexed", "ddp", "ddp-0.ddp", "10.0.0.9"), 1, "", "not headless"},
+		{"rendezvous by IP is not checked", "PTL-DST-001", gang("Indexed", "ddp", "10.1.2.3", "None"), 0, "", ""},
+		{"headless rendezvous service of a job is not serving", "PTL-KIND-002", gang("Indexed", "ddp", "ddp-0.ddp", "None"), 0, "", ""},
+		{"clusterIP service of a job serves", "PTL-KIND-002", gang("Indexed", "ddp", "ddp-0.ddp", "10.0.0.9"), 1, "", "sends traffic"},
+		// DST-002: processes per worker against the GPUs the pod gets.
+		{"nproc matches gpus", "PTL-DST-002", job("      - {name: c, image: i:1, command: [torchrun, --nproc-per-node=2, t.py], resources: {limits: {nvidia.com/gpu: 2}}}\n"), 0, "", ""},
+		{"nproc above gpus", "PTL-DST-002", job("      - {name: c, image: i:1, command: [torchrun, --nproc_per_node, \"4\", t.py], resources: {limits: {nvidia.com/gpu: 2}}}\n"), 1, backend.SeverityWarning, "4 processes per worker on 2 nvidia.com/gpu: processes share GPUs"},
+		{"PET_NPROC_PER_NODE below gpus", "PTL-DST-002", job("      - {name: c, image: i:1, command: [torchrun, t.py], env: [{name: PET_NPROC_PER_NODE, value: \"1\"}], resources: {limits: {nvidia.com/gpu: 4}}}\n"), 1, "", "GPUs sit idle"},
 		{"dataloader workers without gpu", "PTL-SHM-001", job("      - {name: c, image: i:1, command: [python, prep.py, --num_workers=4]}\n"), 1, "", "DataLoader"},
 		{"disk-backed emptyDir at /dev/shm", "PTL-SHM-001", `apiVersion: v1
 kind: Pod
