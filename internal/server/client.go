@@ -359,16 +359,46 @@ func (c *Client) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOpti
 	q.Set("attempt", strconv.Itoa(opts.Attempt))
 	q.Set("replica", strconv.Itoa(opts.Replica))
 	q.Set("follow", strconv.FormatBool(opts.Follow))
-	resp, err := c.send(ctx, http.MethodGet, objectPath(ref)+"/logs?"+q.Encode(), nil)
-	if err != nil {
-		return err
+	path := objectPath(ref) + "/logs?" + q.Encode()
+	// A job's log stream is the same bytes every time it is read (attempt
+	// logs are append-only files, streamed in order), so a follow cut by
+	// the server's death resumes, as train's watch does: the next server
+	// (started on demand) streams again and the bytes already written are
+	// skipped. Service logs interleave replicas and are not resumed.
+	written := int64(0)
+	for tries := 0; ; tries++ {
+		resp, err := c.send(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(w, &skipReader{r: resp.Body, skip: written})
+		resp.Body.Close()
+		written += n
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil || !opts.Follow || ref.Kind != "job" || !c.autoStart || tries >= 5 {
+			return err
+		}
 	}
-	defer resp.Body.Close()
-	_, err = io.Copy(w, resp.Body)
-	if ctx.Err() != nil {
-		return ctx.Err()
+}
+
+// skipReader drops the first skip bytes of r (already written by an
+// earlier stream of the same log).
+type skipReader struct {
+	r    io.Reader
+	skip int64
+}
+
+func (s *skipReader) Read(p []byte) (int, error) {
+	for s.skip > 0 {
+		n, err := s.r.Read(p[:min(int64(len(p)), s.skip)])
+		s.skip -= int64(n)
+		if err != nil {
+			return 0, err
+		}
 	}
-	return err
+	return s.r.Read(p)
 }
 
 // Metrics implements backend.Backend.

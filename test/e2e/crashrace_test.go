@@ -83,3 +83,32 @@ func TestServerKilledAroundAttemptStartNeverRunsAnAttemptTwice(t *testing.T) {
 		t.Errorf("workload runs %v, want one per job", runs)
 	}
 }
+
+// `petrel logs -f` survives the server's death as `train` does: it goes on
+// with the next server and prints every line once.
+func TestLogsFollowReconnectsAfterTheServerDies(t *testing.T) {
+	e := newEnv(t)
+	spec := e.write("lines.yaml", jobYAML("lines", "", "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo line-$i; sleep 0.4; done"))
+	if r := e.petrel("train", "-f", spec, "--detach"); r.code != 0 {
+		t.Fatalf("train --detach: %s", r.stderr)
+	}
+	readPids(t, e.home, "lines", 0) // the workload runs
+	pid := e.serverPID()
+	var out, errb strings.Builder
+	cmd := exec.Command(petrelBin, "logs", "lines", "-f")
+	cmd.Env = append(os.Environ(), "PETREL_HOME="+e.home, "PETREL_FAKE_GPUS=0")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1200 * time.Millisecond) // a few lines are out
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("logs -f: %v: %s", err, errb.String())
+	}
+	for i := 1; i <= 8; i++ {
+		if n := strings.Count(out.String(), fmt.Sprintf("line-%d\n", i)); n != 1 {
+			t.Errorf("line-%d printed %d times:\n%s", i, n, out.String())
+		}
+	}
+}
