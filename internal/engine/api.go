@@ -175,7 +175,7 @@ func (e *Engine) apply(ctx context.Context, docs []*spec.Document, replace bool)
 		case *v1alpha1.TrainingJob:
 			action, err = e.applyJob(ctx, o, d.Dir, d.ShellEnv, replace)
 		case *v1alpha1.InferenceService:
-			action, err = e.applyService(ctx, o, d.Dir)
+			action, err = e.applyService(ctx, o, d.Dir, d.ShellEnv)
 		}
 		if err != nil {
 			return out, err

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,7 +44,10 @@ type serviceRecord struct {
 	// Replicas is set by Scale and cleared by the next apply.
 	Replicas *int32 `json:"replicas,omitempty"`
 	// Labels are the spec's metadata.labels.
-	Labels       map[string]string `json:"labels,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// ShellEnv is the submitting shell's PATH, VIRTUAL_ENV … (as a job's),
+	// laid over the server's environment for every replica.
+	ShellEnv     map[string]string `json:"shellEnv,omitempty"`
 	CreationTime time.Time         `json:"creationTime"`
 }
 
@@ -91,7 +95,11 @@ func (e *Engine) serviceEnv(rec *serviceRecord) ([]string, string, error) {
 		return nil, "", fmt.Errorf("service %q: workingDir %q is not a directory; fix spec.workingDir (relative paths start at the spec file's directory)", rec.Name, wd)
 	}
 	if len(rec.Spec.Command) > 0 && !strings.Contains(rec.Spec.Command[0], "$(") {
-		if _, err := node.LookPath(rec.Spec.Command[0], wd, os.Getenv("PATH")); err != nil {
+		path := os.Getenv("PATH")
+		if p, ok := rec.ShellEnv["PATH"]; ok {
+			path = p
+		}
+		if _, err := node.LookPath(rec.Spec.Command[0], wd, path); err != nil {
 			return nil, "", fmt.Errorf("service %q: %v; fix spec.command", rec.Name, err)
 		}
 	}
@@ -105,7 +113,7 @@ func (e *Engine) startService(rec *serviceRecord, adopt []serving.AdoptedReplica
 	if err != nil {
 		return nil, err
 	}
-	runner := &shimRunner{e: e}
+	runner := &shimRunner{e: e, shellEnv: rec.ShellEnv}
 	cfg := serving.Config{Name: rec.Name, Spec: rec.Spec, Generation: rec.Generation, Runner: runner,
 		Env: env, Dir: wd, LogDir: filepath.Join(e.serviceDir(rec.Name), "replicas"), Addr: "127.0.0.1:0", Adopt: adopt,
 		Events: events, OnChange: func(s backend.Service) {
@@ -137,7 +145,7 @@ func (e *Engine) startService(rec *serviceRecord, adopt []serving.AdoptedReplica
 
 // applyService creates or updates a service; a changed spec is rolled out
 // as a new generation. Caller holds e.mu.
-func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService, dir string) (string, error) {
+func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService, dir string, shellEnv map[string]string) (string, error) {
 	name := o.Metadata.Name
 	if err := e.node.Admit("service", name, &o.Spec.PodTemplate); err != nil {
 		return "", err
@@ -172,8 +180,9 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 			return "configured", nil
 		}
 		rec := *st.rec
-		rec.Spec, rec.Dir, rec.Replicas, rec.Labels = o.Spec, dir, nil, o.Metadata.Labels
+		rec.Spec, rec.Dir, rec.Replicas, rec.Labels, rec.ShellEnv = o.Spec, dir, nil, o.Metadata.Labels, shellEnv
 		rec.Generation++
+		st.runner.setShellEnv(shellEnv)
 		env, wd, err := e.serviceEnv(&rec)
 		if err != nil {
 			return "", err
@@ -187,7 +196,7 @@ func (e *Engine) applyService(ctx context.Context, o *v1alpha1.InferenceService,
 		}
 		return "configured", nil
 	}
-	rec := &serviceRecord{Name: name, Spec: o.Spec, Dir: dir, Generation: 1, CreationTime: time.Now(), Labels: o.Metadata.Labels}
+	rec := &serviceRecord{Name: name, Spec: o.Spec, Dir: dir, Generation: 1, CreationTime: time.Now(), Labels: o.Metadata.Labels, ShellEnv: shellEnv}
 	st, err := e.startService(rec, nil, nil)
 	if err != nil {
 		return "", err
@@ -393,6 +402,16 @@ func (e *Engine) serviceLogs(ctx context.Context, name string, opts backend.LogO
 // attempt: the same environment rules, GPUs, cgroup limits and shim.
 type shimRunner struct {
 	e *Engine
+	// shellEnv is the service's recorded shell environment (guarded by
+	// mu: an apply changes it while replicas start).
+	mu       sync.Mutex
+	shellEnv map[string]string
+}
+
+func (r *shimRunner) setShellEnv(env map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.shellEnv = env
 }
 
 // Start implements serving.Runner.
@@ -422,7 +441,10 @@ func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.P
 	// The service resolved workingDir already (rs.Dir).
 	tmpl := rs.Template
 	tmpl.WorkingDir = ""
-	cfg, err := r.e.node.Prepare(node.PodSpec{Name: "svc-" + rs.Name, Template: &tmpl, BaseDir: rs.Dir, Vars: rs.Vars, GPUs: gpus})
+	r.mu.Lock()
+	shellEnv := r.shellEnv
+	r.mu.Unlock()
+	cfg, err := r.e.node.Prepare(node.PodSpec{Name: "svc-" + rs.Name, Template: &tmpl, BaseDir: rs.Dir, ShellEnv: shellEnv, Vars: rs.Vars, GPUs: gpus})
 	if err != nil {
 		err = errors.New(v1alpha1.MaskSecretValues(err.Error(), tmpl.Env))
 		_ = os.WriteFile(rs.LogPath, []byte("petrel: "+err.Error()+"\n"), 0o600)

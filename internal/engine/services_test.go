@@ -411,3 +411,29 @@ func TestAutoscaledReplicasSurviveAServerRestart(t *testing.T) {
 		}
 	}
 }
+
+// A service's replicas run with the submitting shell's PATH, as a job's
+// attempts do: a server only an activated virtualenv provides is found.
+func TestServiceReplicasRunWithTheSubmittingShellsPath(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is needed")
+	}
+	e := newEngine(t, 0)
+	t.Cleanup(func() { _ = e.Delete(context.Background(), backend.Ref{Kind: "service", Name: "venv-svc"}) })
+	venv := t.TempDir()
+	if err := os.WriteFile(filepath.Join(venv, "venv-server"), []byte("#!/bin/sh\nexec python3 -m http.server \"$PORT\" --bind 127.0.0.1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
+		Metadata: v1alpha1.ObjectMeta{Name: "venv-svc"},
+		Spec: v1alpha1.InferenceServiceSpec{
+			PodTemplate:    v1alpha1.PodTemplate{Command: []string{"venv-server"}, TerminationGracePeriodSeconds: ptr(int64(1))},
+			Port:           8080, Replicas: ptr(int32(1)),
+			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+		}}
+	shell := map[string]string{"PATH": venv + ":" + os.Getenv("PATH"), "VIRTUAL_ENV": venv}
+	if _, err := e.Apply(context.Background(), []*spec.Document{{File: "s.yaml", Object: svc, Dir: t.TempDir(), ShellEnv: shell}}); err != nil {
+		t.Fatal(err)
+	}
+	waitService(t, e, "venv-svc", 30*time.Second, "the replica started from the virtualenv's PATH is ready", func(s backend.Service) bool { return s.ReadyReplicas == 1 })
+}
