@@ -427,8 +427,8 @@ func TestServiceReplicasRunWithTheSubmittingShellsPath(t *testing.T) {
 	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
 		Metadata: v1alpha1.ObjectMeta{Name: "venv-svc"},
 		Spec: v1alpha1.InferenceServiceSpec{
-			PodTemplate:    v1alpha1.PodTemplate{Command: []string{"venv-server"}, TerminationGracePeriodSeconds: ptr(int64(1))},
-			Port:           8080, Replicas: ptr(int32(1)),
+			PodTemplate: v1alpha1.PodTemplate{Command: []string{"venv-server"}, TerminationGracePeriodSeconds: ptr(int64(1))},
+			Port:        8080, Replicas: ptr(int32(1)),
 			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
 		}}
 	shell := map[string]string{"PATH": venv + ":" + os.Getenv("PATH"), "VIRTUAL_ENV": venv}
