@@ -45,4 +45,19 @@ func TestTrainStopsWhenTheClaimsClassDoesNotExist(t *testing.T) {
 	if _, err := c.Client(t).BatchV1().Jobs(ns).Get(context.Background(), "needs-fast-ssd", metav1.GetOptions{}); err != nil {
 		t.Errorf("the job is gone: %v", err)
 	}
+
+	// The issue's own case: the digits example on a cluster without a
+	// default StorageClass (the test cluster has none), whose claims name
+	// no class.
+	ns = c.Namespace(t, "stuck-digits")
+	start = time.Now()
+	r = petrel(t, c, ns, "train", "-f", "../../examples/digits/train.yaml")
+	took = time.Since(start)
+	if !errors.As(r.err, &ec) || ec.ExitCode() != 1 {
+		t.Fatalf("train digits: err %v, want exit code 1 (after %s)\nstderr:\n%s", r.err, took, r.errOut)
+	}
+	t.Logf("train digits stopped after %s: %v", took, r.err)
+	if took > 2*time.Minute || !strings.Contains(r.err.Error(), "pvc-unbound") || !strings.Contains(r.errOut, "no storage class") {
+		t.Errorf("train digits: after %s: %v\n%s", took, r.err, r.errOut)
+	}
 }
