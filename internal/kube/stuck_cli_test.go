@@ -14,7 +14,9 @@ import (
 
 // TestTrainStopsWhenTheClaimsClassDoesNotExist: train of a job mounting a
 // Volume whose StorageClass does not exist exits 1 with the storage
-// finding instead of following a pod that stays Pending for ever. The
+// finding instead of following a pod that stays Pending for ever; so do
+// train of the digits example (claims without a class, no default class)
+// and serve of a service mounting such a Volume. The
 // bound is the command's own context (3 minutes, see petrel); the check
 // runs every 5 s and needs two sightings, so it stops in seconds.
 func TestTrainStopsWhenTheClaimsClassDoesNotExist(t *testing.T) {
@@ -59,5 +61,19 @@ func TestTrainStopsWhenTheClaimsClassDoesNotExist(t *testing.T) {
 	t.Logf("train digits stopped after %s: %v", took, r.err)
 	if took > 2*time.Minute || !strings.Contains(r.err.Error(), "pvc-unbound") || !strings.Contains(r.errOut, "no storage class") {
 		t.Errorf("train digits: after %s: %v\n%s", took, r.err, r.errOut)
+	}
+
+	// serve stops the same way, well before its --timeout.
+	ns = c.Namespace(t, "stuck-serve")
+	start = time.Now()
+	r = petrel(t, c, ns, "serve", "-f", "testdata/unknown-class-service.yaml", "--timeout", "2m")
+	took = time.Since(start)
+	if !errors.As(r.err, &ec) || ec.ExitCode() != 1 {
+		t.Fatalf("serve: err %v, want exit code 1 (after %s)\nstderr:\n%s", r.err, took, r.errOut)
+	}
+	t.Logf("serve stopped after %s: %v", took, r.err)
+	if strings.Contains(r.err.Error(), "not ready after") || !strings.Contains(r.err.Error(), "will not become ready by waiting") ||
+		!strings.Contains(r.errOut, "storage class fast-ssd does not exist") {
+		t.Errorf("serve: after %s: %v\n%s", took, r.err, r.errOut)
 	}
 }
