@@ -140,6 +140,9 @@ var corpus = []corpusCase{
 	{file: "N29.yaml", class: classDistributed, target: ref("job", "minicpm-lora"), rule: "torch-elastic-child-failed",
 		object: "Pod/minicpm-lora-x8k2p", permanent: false, words: []string{"exitcode : -9", "memory limit"},
 		wrong: []*regexp.Regexp{corpusWait}},
+	{file: "N30.yaml", class: classStorage, target: ref("pvc", "katib-mysql"), rule: "pvc-unbound",
+		object: "PersistentVolumeClaim/katib-mysql", permanent: true, words: []string{"katib does not exist"},
+		wrong: []*regexp.Regexp{corpusWait, regexp.MustCompile(`(?i)default StorageClass`), regexp.MustCompile(`(?i)restart|delete the pod`)}},
 }
 
 func loadCorpus(t *testing.T, file string) *State {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	clidiagnose "github.com/petrel-dev/petrel/internal/cli/diagnose"
 	"github.com/petrel-dev/petrel/internal/cli/factory"
 	"github.com/petrel-dev/petrel/internal/cli/printers"
 	"github.com/petrel-dev/petrel/internal/cli/specfiles"
@@ -45,7 +46,10 @@ func NewCmd(f *factory.Factory, runF func(context.Context, *Options) error) *cob
 		Long: `Create the InferenceService (and the Volumes) in FILE, or update it: a changed
 spec is a rolling update honouring strategy.maxSurge/maxUnavailable. Waits
 until every replica of the new spec passes its readiness probe, then prints
-the service's URL on standard output.`,
+the service's URL on standard output. Stops early, with exit code 1 and the
+diagnosis, when every replica crash-loops or when a replica cannot start and
+the diagnosis says waiting will not help (an image that does not exist, a
+claim whose StorageClass does not exist).`,
 		Example: `  petrel serve -f examples/digits/serve.yaml
   curl -s $(petrel serve -f serve.yaml)/v2/health/ready`,
 		Args: cobra.NoArgs,
@@ -98,6 +102,10 @@ func Run(ctx context.Context, opts *Options) error {
 	if errors.As(err, &loop) {
 		explainCrashLoop(ctx, b, loop, opts.IO.ErrOut)
 	}
+	var stuck *StuckError
+	if errors.As(err, &stuck) {
+		clidiagnose.Explain(opts.IO.ErrOut, backend.Ref{Kind: "service", Name: name}, stuck.Findings)
+	}
 	if err != nil {
 		return err
 	}
@@ -126,7 +134,8 @@ func RolledOut(s *backend.Service) bool {
 // Wait polls the service until it is rolled out, reporting each new state
 // line through progress. It fails early with a *CrashLoopError when every
 // replica of the current generation is crash-looping (the rollout cannot
-// finish by waiting), with an *printers.ExitError of code 130 when ctx is
+// finish by waiting), with a *StuckError when replicas wait to start and
+// the diagnosis (every clidiagnose.CheckEvery) names a permanent error, with an *printers.ExitError of code 130 when ctx is
 // cancelled (Ctrl-C, SIGTERM), and after timeout with what holds the
 // replicas back.
 func Wait(ctx context.Context, b backend.Backend, name string, timeout, every time.Duration, progress func(string)) (*backend.Service, error) {
@@ -140,6 +149,8 @@ func Wait(ctx context.Context, b backend.Backend, name string, timeout, every ti
 	defer tick.Stop()
 	last := ""
 	var s *backend.Service
+	stuck := &clidiagnose.StuckCheck{Ref: backend.Ref{Kind: "service", Name: name}}
+	nextCheck := time.Now().Add(clidiagnose.CheckEvery)
 	for {
 		var err error
 		s, err = b.GetService(ctx, name)
@@ -157,6 +168,12 @@ func Wait(ctx context.Context, b backend.Backend, name string, timeout, every ti
 			if looping := CrashLooping(s); looping != nil {
 				return s, &CrashLoopError{Service: s, Replicas: looping}
 			}
+			if WaitingToStart(s) && !time.Now().Before(nextCheck) {
+				nextCheck = time.Now().Add(clidiagnose.CheckEvery)
+				if findings, block := stuck.Check(ctx, b); block != nil {
+					return s, &StuckError{Service: s, Findings: findings, Blocking: *block}
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -168,6 +185,44 @@ func Wait(ctx context.Context, b backend.Backend, name string, timeout, every ti
 		}
 	}
 }
+
+// WaitingToStart reports whether a replica of s's current generation has
+// not started (Pending: unschedulable, its image or volumes not ready) or
+// fewer replicas exist than desired (the ReplicaSet cannot create them):
+// the states in which a diagnosis may say that waiting will not help.
+func WaitingToStart(s *backend.Service) bool {
+	n := int32(0)
+	for _, r := range s.Replicas {
+		if r.Phase == "Terminating" || r.Generation != s.Generation {
+			continue
+		}
+		n++
+		if !r.Ready && r.Phase == "Pending" {
+			return true
+		}
+	}
+	return n < s.DesiredReplicas
+}
+
+// StuckError says that a service cannot become ready by waiting: its
+// diagnosis names a permanent error (Blocking) on an object its replicas
+// need, such as a claim whose StorageClass does not exist or an image that
+// cannot be pulled.
+type StuckError struct {
+	Service *backend.Service
+	// Findings is the whole diagnosis, printed as petrel diagnose does.
+	Findings []backend.Finding
+	Blocking backend.Finding
+}
+
+func (e *StuckError) Error() string {
+	name := e.Service.Name
+	return fmt.Sprintf("service %s will not become ready by waiting: %s (rule %s); it is left as it is: petrel describe service %s, petrel delete service %s",
+		name, strings.TrimSuffix(e.Blocking.Message, "."), e.Blocking.RuleID, name, name)
+}
+
+// ExitCode implements the exit-code interface cmd/petrel checks.
+func (e *StuckError) ExitCode() int { return 1 }
 
 // Interrupted is the error of a wait ended by Ctrl-C or SIGTERM: exit code
 // 130 (128 + SIGINT, as a shell reports it) and what became of the service.

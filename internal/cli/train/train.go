@@ -18,6 +18,7 @@ import (
 
 	"github.com/petrel-dev/petrel/api/v1alpha1"
 	"github.com/petrel-dev/petrel/internal/backend"
+	clidiagnose "github.com/petrel-dev/petrel/internal/cli/diagnose"
 	"github.com/petrel-dev/petrel/internal/cli/factory"
 	"github.com/petrel-dev/petrel/internal/cli/printers"
 	"github.com/petrel-dev/petrel/internal/cli/specfiles"
@@ -40,7 +41,9 @@ func NewCmd(f *factory.Factory, runF func(context.Context, *Options) error) *cob
 		Short: "Run a training job and follow it to the end",
 		Long: `Create the TrainingJob (and the Volumes) in FILE, stream every attempt's
 output prefixed with its attempt number, and exit 0 when the job completes,
-1 with the reason when it fails. A job that finished earlier is run again;
+1 with the reason when it fails, or as soon as the diagnosis says it cannot
+start by waiting (the job is left for describe and delete). A job that
+finished earlier is run again;
 Ctrl-C detaches with exit code 130 (the job keeps running).`,
 		Example: `  petrel train -f examples/digits/train.yaml
   petrel train -f train.yaml --detach`,
@@ -105,7 +108,12 @@ func Run(ctx context.Context, opts *Options) error {
 // Follow streams a job's logs to out and its state changes to errOut until
 // it finishes. It returns nil when the job completes and an *ExitError
 // (code 1) with the reason when it fails; on ctx cancel (Ctrl-C) it
-// detaches and returns an *ExitError of code 130 saying the job runs on. When
+// detaches and returns an *ExitError of code 130 saying the job runs on.
+// While the job waits for an attempt to start, it diagnoses it every
+// clidiagnose.CheckEvery; when the diagnosis names a permanent error (a
+// claim whose StorageClass does not exist, an image that cannot be pulled,
+// more GPUs than any node has) it prints the findings and returns an
+// *ExitError of code 1 instead of waiting for ever; the job is left. When
 // the server goes away meanwhile (a crash, server stop) it reconnects —
 // the client starts a new server, which re-adopts the job — and resumes
 // without repeating output lines.
@@ -113,9 +121,12 @@ func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name 
 	out := &dedupWriter{w: io.Out, seen: map[string]int{}, skip: map[string]int{}}
 	var last backend.Job
 	lastLine := ""
+	stuck := &clidiagnose.StuckCheck{Ref: backend.Ref{Kind: "job", Name: name}}
 	for try := 0; ; try++ {
-		watch, err := b.WatchJob(ctx, name)
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		watch, err := b.WatchJob(watchCtx, name)
 		if err != nil {
+			stopWatch()
 			if try > 0 && ctx.Err() == nil && !errors.Is(err, backend.ErrNotFound) && try < 40 {
 				time.Sleep(250 * time.Millisecond)
 				continue
@@ -132,17 +143,47 @@ func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name 
 			defer close(logsDone)
 			_ = b.Logs(logCtx, backend.Ref{Kind: "job", Name: name}, backend.LogOptions{Attempt: -1, Replica: -1, Follow: true}, out)
 		}()
-		for j := range watch {
-			last = j
-			if settling(&j) {
-				continue
-			}
-			if line := stateLine(&j); line != lastLine {
+		tick := time.NewTicker(clidiagnose.CheckEvery)
+		var hopeless error
+	events:
+		for {
+			select {
+			case j, ok := <-watch:
+				if !ok {
+					break events
+				}
+				last = j
+				if settling(&j) {
+					continue
+				}
+				if line := stateLine(&j); line != lastLine {
+					out.mu.Lock()
+					fmt.Fprintf(io.ErrOut, "petrel: %s\n", line)
+					out.mu.Unlock()
+					lastLine = line
+				}
+			case <-tick.C:
+				if !waitingToStart(&last) {
+					continue
+				}
+				findings, block := stuck.Check(ctx, b)
+				if block == nil {
+					continue
+				}
 				out.mu.Lock()
-				fmt.Fprintf(io.ErrOut, "petrel: %s\n", line)
+				clidiagnose.Explain(io.ErrOut, stuck.Ref, findings)
 				out.mu.Unlock()
-				lastLine = line
+				hopeless = &printers.ExitError{Code: 1, Msg: fmt.Sprintf("job %s will not start by waiting: %s (rule %s); it is left as it is: petrel describe job %s, petrel delete job %s",
+					name, strings.TrimSuffix(block.Message, "."), block.RuleID, name, name)}
+				break events
 			}
+		}
+		tick.Stop()
+		stopWatch()
+		if hopeless != nil {
+			stopLogs()
+			<-logsDone
+			return hopeless
 		}
 		if ctx.Err() != nil {
 			stopLogs()
@@ -237,6 +278,16 @@ func (d *dedupWriter) Write(p []byte) (int, error) {
 		}
 		d.partial = d.partial[i+1:]
 	}
+}
+
+// waitingToStart reports whether j waits for an attempt to start (its pod
+// unschedulable, its container waiting, or not yet placed) — the state in
+// which a diagnosis may say that waiting will not help. A job backing off
+// between failed attempts is not waiting to start: it ends by itself, and
+// its failure is diagnosed then. The local engine's GPU wait is diagnosed
+// as passing, so it never stops a wait.
+func waitingToStart(j *backend.Job) bool {
+	return j.Name != "" && !j.Finished() && j.Waiting != nil && j.Waiting.Reason != backend.WaitingBackOff
 }
 
 // settling reports whether j is between an attempt that succeeded and the

@@ -118,7 +118,8 @@ func TestLiveCorpusScheduling(t *testing.T) {
 
 // TestLiveCorpusStorageAndAutoscaling recreates N07 (a claim without a
 // class on a cluster without a default class), N08 (ReadWriteMany on a
-// block-storage class) and N19 (an HPA on a cluster without
+// block-storage class), N30 (a claim naming a class that does not exist)
+// and N19 (an HPA on a cluster without
 // metrics-server, as the test cluster is).
 func TestLiveCorpusStorageAndAutoscaling(t *testing.T) {
 	c := cluster.Start(t, opts)
@@ -167,6 +168,23 @@ func TestLiveCorpusStorageAndAutoscaling(t *testing.T) {
 			t.Errorf("RWX on block storage must be permanent")
 		}
 		sameAsDump(t, f, "N08.yaml", backend.Ref{})
+	})
+
+	t.Run("N30 claim naming a class that does not exist", func(t *testing.T) {
+		ns := c.Namespace(t, "corpus-n30")
+		class := "katib"
+		_, err := cs.CoreV1().PersistentVolumeClaims(ns).Create(ctx, claim("katib-mysql", &class, corev1.ReadWriteOnce), metav1.CreateOptions{})
+		must(t, err)
+		_, err = cs.CoreV1().Pods(ns).Create(ctx, claimPod("katib-mysql", "katib-mysql"), metav1.CreateOptions{})
+		must(t, err)
+		// The class list decides, not the binder's event: the finding is
+		// permanent from the first look.
+		f, _ := waitFinding(t, cs, ns, backend.Ref{Kind: "pvc", Name: "katib-mysql"}, "pvc-unbound")
+		contains(t, f, "katib does not exist")
+		if !f.Permanent {
+			t.Errorf("a claim whose class does not exist must be permanent")
+		}
+		sameAsDump(t, f, "N30.yaml", backend.Ref{Kind: "pvc", Name: "katib-mysql"})
 	})
 
 	t.Run("N19 HPA without metrics-server", func(t *testing.T) {
