@@ -152,12 +152,16 @@ func Wait(ctx context.Context, b backend.Backend, name string, timeout, every ti
 	stuck := &clidiagnose.StuckCheck{Ref: backend.Ref{Kind: "service", Name: name}}
 	nextCheck := time.Now().Add(clidiagnose.CheckEvery)
 	for {
-		var err error
-		s, err = b.GetService(ctx, name)
+		// A read cut short by the timeout keeps the last status seen, so
+		// the timeout can still say which replicas are not ready.
+		cur, err := b.GetService(ctx, name)
 		if err != nil && ctx.Err() == nil {
 			return nil, err
 		}
-		if s != nil {
+		if cur != nil {
+			s = cur
+		}
+		if cur != nil {
 			if line := stateLine(s); line != last {
 				progress(line)
 				last = line
