@@ -5,7 +5,8 @@
 //     in one call (`petrel apply -f dir/`) and in one call per job (as
 //     1,000 `petrel train --detach` would, minus process start), against (a) a plain
 //     client-go Create loop of the same rendered Jobs with the same client
-//     rate limits (QPS 50, burst 300: petrel's defaults, kubectl's too) and
+//     rate limits (QPS 50, burst 300: petrel's defaults, kubectl's too), the
+//     sequential two also without client-side limits ("-unthrottled"), and
 //     (b) `kubectl apply -f` of each job's rendered YAML, one process per
 //     job (100 jobs, it is slow).
 //   - BenchmarkListJobs: `petrel get jobs`'s backend calls, ListJobs (full
@@ -115,49 +116,57 @@ func BenchmarkSubmit(b *testing.B) {
 		}
 	})
 
-	b.Run("petrel-apply-per-job", func(b *testing.B) {
-		for range b.N {
-			c := cluster.Start(b, benchCluster)
-			ns := c.Namespace(b, "bench-petrel")
-			be, err := kube.New(kube.Config{Kubeconfig: c.Kubeconfig, Namespace: ns, QPS: kube.DefaultQPS, Burst: kube.DefaultBurst})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx := context.Background()
-			start := time.Now()
-			for _, docs := range all {
-				if _, err := be.Apply(ctx, docs); err != nil {
+	// One request per job, sequential, with petrel's (and kubectl's) client
+	// limits and, "-unthrottled", with none: what each request costs.
+	for _, lim := range []struct {
+		suffix string
+		qps    float32
+		burst  int
+	}{{"", kube.DefaultQPS, kube.DefaultBurst}, {"-unthrottled", -1, 0}} {
+		b.Run("petrel-apply-per-job"+lim.suffix, func(b *testing.B) {
+			for range b.N {
+				c := cluster.Start(b, benchCluster)
+				ns := c.Namespace(b, "bench-petrel")
+				be, err := kube.New(kube.Config{Kubeconfig: c.Kubeconfig, Namespace: ns, QPS: lim.qps, Burst: lim.burst})
+				if err != nil {
 					b.Fatal(err)
 				}
+				ctx := context.Background()
+				start := time.Now()
+				for _, docs := range all {
+					if _, err := be.Apply(ctx, docs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				report(b, n, time.Since(start))
 			}
-			report(b, n, time.Since(start))
-		}
-	})
+		})
 
-	b.Run("client-go-create", func(b *testing.B) {
-		for range b.N {
-			c := cluster.Start(b, benchCluster)
-			ns := c.Namespace(b, "bench-clientgo")
-			rc := c.RESTConfig(b)
-			rc.QPS, rc.Burst = kube.DefaultQPS, kube.DefaultBurst
-			cs, err := kubernetes.NewForConfig(rc)
-			if err != nil {
-				b.Fatal(err)
-			}
-			jobs := make([]*batchv1.Job, n)
-			for i, docs := range all {
-				jobs[i] = renderJob(b, docs, ns)
-			}
-			ctx := context.Background()
-			start := time.Now()
-			for _, j := range jobs {
-				if _, err := cs.BatchV1().Jobs(ns).Create(ctx, j, metav1.CreateOptions{}); err != nil {
+		b.Run("client-go-create"+lim.suffix, func(b *testing.B) {
+			for range b.N {
+				c := cluster.Start(b, benchCluster)
+				ns := c.Namespace(b, "bench-clientgo")
+				rc := c.RESTConfig(b)
+				rc.QPS, rc.Burst = lim.qps, lim.burst
+				cs, err := kubernetes.NewForConfig(rc)
+				if err != nil {
 					b.Fatal(err)
 				}
+				jobs := make([]*batchv1.Job, n)
+				for i, docs := range all {
+					jobs[i] = renderJob(b, docs, ns)
+				}
+				ctx := context.Background()
+				start := time.Now()
+				for _, j := range jobs {
+					if _, err := cs.BatchV1().Jobs(ns).Create(ctx, j, metav1.CreateOptions{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				report(b, n, time.Since(start))
 			}
-			report(b, n, time.Since(start))
-		}
-	})
+		})
+	}
 
 	b.Run("kubectl-apply-100", func(b *testing.B) {
 		const k = 100
