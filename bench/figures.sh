@@ -5,7 +5,7 @@
 # the README tables. Run from the repository root:
 #
 #   bash bench/figures.sh            # local figures (a few minutes)
-#   bash bench/figures.sh --kube     # also the Kubernetes ones (~40 min,
+#   bash bench/figures.sh --kube     # also the Kubernetes ones (~60 min,
 #                                    # needs the test cluster's binaries)
 #
 # The machine's load average is recorded with each group: on a shared
@@ -48,9 +48,12 @@ PETREL_HOME=$home "$out/petrel" server stop
 rm -rf "$home"
 
 if [[ ${1:-} == --kube ]]; then
-	# 1,000 submissions against a client-go loop and kubectl, and `get jobs`
-	# over 10,000 (README "Benchmarks (bench/kube)").
-	PETREL_BIN=$PWD/$out/petrel run kube go test ./bench/kube -run '^$' -bench . -benchtime 1x -timeout 40m -v
+	# 1,000 submissions against a client-go loop (with and without client
+	# rate limits) and kubectl, and `get jobs` over 10,000 next to `kubectl
+	# get jobs` (README "Benchmarks (bench/kube)"). Set PETREL_BIN_BASELINE
+	# to another petrel build to time its `get jobs` in the same run.
+	PETREL_BIN=$PWD/$out/petrel PETREL_BIN_BASELINE=${PETREL_BIN_BASELINE:-} \
+		run kube go test ./bench/kube -run '^$' -bench . -benchtime 3x -timeout 60m -v
 	run cluster go test -run '^$' -bench StartDelete -benchtime 3x ./test/cluster/
 fi
 echo "results: $out/summary.txt"

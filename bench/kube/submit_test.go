@@ -5,11 +5,14 @@
 //     in one call (`petrel apply -f dir/`) and in one call per job (as
 //     1,000 `petrel train --detach` would, minus process start), against (a) a plain
 //     client-go Create loop of the same rendered Jobs with the same client
-//     rate limits (QPS 50, burst 300: petrel's defaults, kubectl's too) and
+//     rate limits (QPS 50, burst 300: petrel's defaults, kubectl's too), the
+//     sequential two also without client-side limits ("-unthrottled"), and
 //     (b) `kubectl apply -f` of each job's rendered YAML, one process per
 //     job (100 jobs, it is slow).
-//   - BenchmarkListJobs: `petrel get jobs`'s backend call, ListJobs, over
-//     10,000 Jobs.
+//   - BenchmarkListJobs: `petrel get jobs`'s backend calls, ListJobs (full
+//     status) and ListJobsForTable (the table's fields), over 10,000 Jobs;
+//     with PETREL_BIN set, the `petrel get jobs` command itself next to
+//     `kubectl get jobs` (PETREL_BIN_BASELINE adds a second build).
 //
 // Run: go test ./bench/kube -run '^$' -bench . -benchtime 1x -timeout 60m
 package kubebench
@@ -113,49 +116,57 @@ func BenchmarkSubmit(b *testing.B) {
 		}
 	})
 
-	b.Run("petrel-apply-per-job", func(b *testing.B) {
-		for range b.N {
-			c := cluster.Start(b, benchCluster)
-			ns := c.Namespace(b, "bench-petrel")
-			be, err := kube.New(kube.Config{Kubeconfig: c.Kubeconfig, Namespace: ns, QPS: kube.DefaultQPS, Burst: kube.DefaultBurst})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx := context.Background()
-			start := time.Now()
-			for _, docs := range all {
-				if _, err := be.Apply(ctx, docs); err != nil {
+	// One request per job, sequential, with petrel's (and kubectl's) client
+	// limits and, "-unthrottled", with none: what each request costs.
+	for _, lim := range []struct {
+		suffix string
+		qps    float32
+		burst  int
+	}{{"", kube.DefaultQPS, kube.DefaultBurst}, {"-unthrottled", -1, 0}} {
+		b.Run("petrel-apply-per-job"+lim.suffix, func(b *testing.B) {
+			for range b.N {
+				c := cluster.Start(b, benchCluster)
+				ns := c.Namespace(b, "bench-petrel")
+				be, err := kube.New(kube.Config{Kubeconfig: c.Kubeconfig, Namespace: ns, QPS: lim.qps, Burst: lim.burst})
+				if err != nil {
 					b.Fatal(err)
 				}
+				ctx := context.Background()
+				start := time.Now()
+				for _, docs := range all {
+					if _, err := be.Apply(ctx, docs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				report(b, n, time.Since(start))
 			}
-			report(b, n, time.Since(start))
-		}
-	})
+		})
 
-	b.Run("client-go-create", func(b *testing.B) {
-		for range b.N {
-			c := cluster.Start(b, benchCluster)
-			ns := c.Namespace(b, "bench-clientgo")
-			rc := c.RESTConfig(b)
-			rc.QPS, rc.Burst = kube.DefaultQPS, kube.DefaultBurst
-			cs, err := kubernetes.NewForConfig(rc)
-			if err != nil {
-				b.Fatal(err)
-			}
-			jobs := make([]*batchv1.Job, n)
-			for i, docs := range all {
-				jobs[i] = renderJob(b, docs, ns)
-			}
-			ctx := context.Background()
-			start := time.Now()
-			for _, j := range jobs {
-				if _, err := cs.BatchV1().Jobs(ns).Create(ctx, j, metav1.CreateOptions{}); err != nil {
+		b.Run("client-go-create"+lim.suffix, func(b *testing.B) {
+			for range b.N {
+				c := cluster.Start(b, benchCluster)
+				ns := c.Namespace(b, "bench-clientgo")
+				rc := c.RESTConfig(b)
+				rc.QPS, rc.Burst = lim.qps, lim.burst
+				cs, err := kubernetes.NewForConfig(rc)
+				if err != nil {
 					b.Fatal(err)
 				}
+				jobs := make([]*batchv1.Job, n)
+				for i, docs := range all {
+					jobs[i] = renderJob(b, docs, ns)
+				}
+				ctx := context.Background()
+				start := time.Now()
+				for _, j := range jobs {
+					if _, err := cs.BatchV1().Jobs(ns).Create(ctx, j, metav1.CreateOptions{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				report(b, n, time.Since(start))
 			}
-			report(b, n, time.Since(start))
-		}
-	})
+		})
+	}
 
 	b.Run("kubectl-apply-100", func(b *testing.B) {
 		const k = 100
@@ -259,18 +270,44 @@ func BenchmarkListJobs(b *testing.B) {
 		}
 	})
 
-	if petrel := os.Getenv("PETREL_BIN"); petrel != "" {
-		b.Run("petrel-get-jobs-command", func(b *testing.B) {
+	b.Run("petrel-ListJobsForTable", func(b *testing.B) {
+		be, err := kube.New(kube.Config{Kubeconfig: c.Kubeconfig, Namespace: ns})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range b.N {
+			jobs, err := be.ListJobsForTable(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(jobs) != n {
+				b.Fatalf("listed %d jobs, want %d", len(jobs), n)
+			}
+		}
+	})
+
+	// The commands, process start and the 10,000-row table included:
+	// kubectl (its server-side Table), and petrel's PETREL_BIN and, to
+	// compare two builds in one run, PETREL_BIN_BASELINE.
+	command := func(name string, argv ...string) {
+		b.Run(name, func(b *testing.B) {
 			for range b.N {
-				out, err := exec.Command(petrel, "get", "jobs", "--target", "kubernetes", "--kubeconfig", c.Kubeconfig, "-n", ns).CombinedOutput()
+				out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 				if err != nil {
-					b.Fatalf("petrel get jobs: %v: %s", err, out)
+					b.Fatalf("%s: %v: %s", name, err, out)
 				}
 				if lines := strings.Count(string(out), "\n"); lines != n+1 {
-					b.Fatalf("petrel get jobs printed %d lines, want %d", lines, n+1)
+					b.Fatalf("%s printed %d lines, want %d", name, lines, n+1)
 				}
 			}
 		})
+	}
+	command("kubectl-get-jobs-command", filepath.Join(cluster.BinDir(), "kubectl"), "get", "jobs", "--kubeconfig", c.Kubeconfig, "-n", ns)
+	if petrel := os.Getenv("PETREL_BIN_BASELINE"); petrel != "" {
+		command("petrel-get-jobs-command-baseline", petrel, "get", "jobs", "--target", "kubernetes", "--kubeconfig", c.Kubeconfig, "-n", ns)
+	}
+	if petrel := os.Getenv("PETREL_BIN"); petrel != "" {
+		command("petrel-get-jobs-command", petrel, "get", "jobs", "--target", "kubernetes", "--kubeconfig", c.Kubeconfig, "-n", ns)
 	}
 }
 

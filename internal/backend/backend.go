@@ -58,6 +58,16 @@ type Backend interface {
 	Diagnose(ctx context.Context, ref Ref) ([]Finding, error)
 }
 
+// JobTableLister is implemented by backends that can list jobs faster
+// when only `petrel get jobs`' table is wanted. ListJobsForTable returns
+// every training job, oldest first, with what the table shows (name,
+// labels, phase, attempts, failures, backoffLimit, start, completion and
+// creation times); the rest (the spec beyond backoffLimit, metrics, the
+// attempts' GPUs) may be missing.
+type JobTableLister interface {
+	ListJobsForTable(ctx context.Context) ([]Job, error)
+}
+
 // ErrNotFound is wrapped by errors for objects that do not exist.
 var ErrNotFound = errors.New("not found")
 

@@ -42,7 +42,8 @@ type Config struct {
 	Context    string
 	Namespace  string
 	// QPS and Burst are the client-side rate limits (requests per second
-	// and burst size); zero takes DefaultQPS / DefaultBurst.
+	// and burst size); zero takes DefaultQPS / DefaultBurst, a negative
+	// QPS turns client-side limiting off (as in client-go).
 	QPS   float32
 	Burst int
 	// REST, when set, is used instead of loading a kubeconfig (tests).

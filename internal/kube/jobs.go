@@ -85,13 +85,18 @@ func (b *Backend) ListJobs(ctx context.Context) ([]backend.Job, error) {
 	for _, j := range jobs {
 		out = append(out, jobStatus(j, podsOf[j.Name]))
 	}
+	sortJobs(out)
+	return out, nil
+}
+
+// sortJobs orders jobs oldest first, then by name.
+func sortJobs(out []backend.Job) {
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].CreationTime.Equal(out[j].CreationTime) {
 			return out[i].CreationTime.Before(out[j].CreationTime)
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out, nil
 }
 
 // trimJob copies what jobStatus reads from a Job, so the decoded page
@@ -141,9 +146,14 @@ func jobStatus(job *batchv1.Job, pods []corev1.Pod) backend.Job {
 		Failed:       job.Status.Failed,
 		StartTime:    timePtr(job.Status.StartTime),
 	}
-	if !specOf(job, &j.Spec) && len(job.Spec.Template.Spec.Containers) > 0 {
-		c := job.Spec.Template.Spec.Containers[0]
-		j.Spec = v1alpha1.TrainingJobSpec{PodTemplate: v1alpha1.PodTemplate{Image: c.Image, Command: c.Command, Args: c.Args}, BackoffLimit: job.Spec.BackoffLimit}
+	if !specOf(job, &j.Spec) {
+		// Not made by petrel's renderer, or listed for the table only
+		// (ListJobsForTable): what the Job itself says.
+		j.Spec.BackoffLimit = job.Spec.BackoffLimit
+		if len(job.Spec.Template.Spec.Containers) > 0 {
+			c := job.Spec.Template.Spec.Containers[0]
+			j.Spec.PodTemplate = v1alpha1.PodTemplate{Image: c.Image, Command: c.Command, Args: c.Args}
+		}
 	}
 	j.CompletionTime = timePtr(job.Status.CompletionTime)
 	for _, c := range job.Status.Conditions {

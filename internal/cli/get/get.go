@@ -109,8 +109,11 @@ func NormalizeKind(k string) (string, error) {
 	return "", fmt.Errorf("unknown kind %q: use jobs, services or volumes", k)
 }
 
-// row is one object as get shows it: its object form and table cells.
+// row is one object as get shows it: its name, its object form (only
+// when -o prints objects: making it costs a JSON round trip per object)
+// and its table cells.
 type row struct {
+	name   string
 	obj    printers.Object
 	labels map[string]string
 	cells  []any
@@ -176,7 +179,7 @@ func watch(ctx context.Context, b backend.Backend, kind string, opts *Options, s
 	headers := headersOf(kind, opts)
 	last := map[string]string{}
 	for _, r := range rows {
-		last[r.obj.Metadata.Name] = changeKey(headers, r.cells)
+		last[r.name] = changeKey(headers, r.cells)
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -196,9 +199,9 @@ func watch(ctx context.Context, b backend.Backend, kind string, opts *Options, s
 		var changed []row
 		for _, r := range rows {
 			key := changeKey(headers, r.cells)
-			if last[r.obj.Metadata.Name] != key {
+			if last[r.name] != key {
 				changed = append(changed, r)
-				last[r.obj.Metadata.Name] = key
+				last[r.name] = key
 			}
 		}
 		if len(changed) == 0 {
@@ -269,14 +272,19 @@ func headersOf(kind string, opts *Options) []string {
 // the selector matches.
 func fetch(ctx context.Context, b backend.Backend, kind string, opts *Options, sel labels.Selector) ([]row, error) {
 	var rows []row
+	objects := printers.IsObjectFormat(opts.Output)
 	switch kind {
 	case "job":
-		jobs, err := getJobs(ctx, b, opts.Names)
+		jobs, err := getJobs(ctx, b, opts.Names, opts.Output == "" || opts.Output == "name")
 		if err != nil {
 			return nil, err
 		}
 		for i := range jobs {
-			rows = append(rows, row{obj: printers.JobObject(&jobs[i]), labels: jobs[i].Labels, cells: jobCells(&jobs[i], opts.Output == "wide")})
+			r := row{name: jobs[i].Name, labels: jobs[i].Labels, cells: jobCells(&jobs[i], opts.Output == "wide")}
+			if objects {
+				r.obj = printers.JobObject(&jobs[i])
+			}
+			rows = append(rows, r)
 		}
 	case "service":
 		svcs, err := getServices(ctx, b, opts.Names)
@@ -284,7 +292,11 @@ func fetch(ctx context.Context, b backend.Backend, kind string, opts *Options, s
 			return nil, err
 		}
 		for i := range svcs {
-			rows = append(rows, row{obj: printers.ServiceObject(&svcs[i]), labels: svcs[i].Labels, cells: serviceCells(&svcs[i], opts.Output == "wide")})
+			r := row{name: svcs[i].Name, labels: svcs[i].Labels, cells: serviceCells(&svcs[i], opts.Output == "wide")}
+			if objects {
+				r.obj = printers.ServiceObject(&svcs[i])
+			}
+			rows = append(rows, r)
 		}
 	default:
 		vs, err := b.ListVolumes(ctx)
@@ -309,7 +321,11 @@ func fetch(ctx context.Context, b backend.Backend, kind string, opts *Options, s
 			chosen = append(chosen, v)
 		}
 		for _, v := range chosen {
-			rows = append(rows, row{obj: printers.VolumeObject(v), cells: volumeCells(v)})
+			r := row{name: v.Name, cells: volumeCells(v)}
+			if objects {
+				r.obj = printers.VolumeObject(v)
+			}
+			rows = append(rows, r)
 		}
 	}
 	out := rows[:0]
@@ -325,8 +341,14 @@ func fetch(ctx context.Context, b backend.Backend, kind string, opts *Options, s
 	return out, nil
 }
 
-func getJobs(ctx context.Context, b backend.Backend, names []string) ([]backend.Job, error) {
+// getJobs reads the named jobs, or every job. tableOnly says that only
+// the table's cells (or names) will be printed: a backend that can list
+// just those (backend.JobTableLister, Kubernetes) is asked for them.
+func getJobs(ctx context.Context, b backend.Backend, names []string, tableOnly bool) ([]backend.Job, error) {
 	if len(names) == 0 {
+		if tl, ok := b.(backend.JobTableLister); ok && tableOnly {
+			return tl.ListJobsForTable(ctx)
+		}
 		return b.ListJobs(ctx)
 	}
 	out := make([]backend.Job, 0, len(names))

@@ -3,6 +3,7 @@
 package printers
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,12 +47,17 @@ func CheckFormat(format string, allowed ...string) error {
 	return fmt.Errorf("unknown output format %q: valid formats are %s (or none for a table)", format, strings.Join(names, ", "))
 }
 
-// Table is a tab-aligned table written on Flush.
-type Table struct{ tw *tabwriter.Writer }
+// Table is a tab-aligned table written on Flush. The tabwriter writes
+// cell by cell, so its output goes through a buffer: a 10,000-row table
+// is then a few write calls, not 100,000.
+type Table struct {
+	tw  *tabwriter.Writer
+	buf *bufio.Writer
+}
 
 // NewTable starts a table with the given column headers.
 func NewTable(w io.Writer, headers ...string) *Table {
-	t := &Table{tw: tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)}
+	t := NewTableNoHeader(w)
 	t.Row(toAny(headers)...)
 	return t
 }
@@ -59,7 +65,8 @@ func NewTable(w io.Writer, headers ...string) *Table {
 // NewTableNoHeader starts a table without a header row (the rows get -w
 // prints under the first listing).
 func NewTableNoHeader(w io.Writer) *Table {
-	return &Table{tw: tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)}
+	buf := bufio.NewWriterSize(w, 64<<10)
+	return &Table{tw: tabwriter.NewWriter(buf, 0, 4, 3, ' ', 0), buf: buf}
 }
 
 func toAny(s []string) []any {
@@ -82,7 +89,12 @@ func (t *Table) Row(cols ...any) {
 }
 
 // Flush writes the table.
-func (t *Table) Flush() error { return t.tw.Flush() }
+func (t *Table) Flush() error {
+	if err := t.tw.Flush(); err != nil {
+		return err
+	}
+	return t.buf.Flush()
+}
 
 // Age formats a duration as kubectl does: 45s, 3m12s, 5h3m, 2d4h.
 func Age(d time.Duration) string {
