@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/testbin"
 )
 
 // BenchmarkServerIdleRSSWithHistory starts a real `petrel server` over a
@@ -24,11 +25,9 @@ import (
 //
 //	go test -run '^$' -bench ServerIdleRSS -benchtime 1x ./internal/engine/
 func BenchmarkServerIdleRSSWithHistory(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "petrel")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/petrel")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		b.Fatalf("build petrel: %v", err)
+	bin, err := testbin.Build(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
 	}
 	for _, n := range []int{0, 10000} {
 		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {

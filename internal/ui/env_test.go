@@ -3,7 +3,6 @@ package ui_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,28 +11,14 @@ import (
 	"time"
 
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/testbin"
 )
 
 // petrelBin is the petrel binary built once for the tests: they run the
 // real CLI and a real `petrel server` with the dashboard in it.
 var petrelBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "petrel-ui-")
-	if err != nil {
-		panic(err)
-	}
-	petrelBin = filepath.Join(dir, "petrel")
-	build := exec.Command("go", "build", "-o", petrelBin, "../../cmd/petrel")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build petrel:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Main(&petrelBin, m.Run)) }
 
 // env is one isolated petrel installation ($PETREL_HOME).
 type env struct {

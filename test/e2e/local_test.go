@@ -19,26 +19,15 @@ import (
 
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/engine"
+	"github.com/petrel-dev/petrel/internal/testbin"
 	"github.com/petrel-dev/petrel/test/cluster"
 )
 
 var petrelBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "petrel-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	petrelBin = filepath.Join(dir, "petrel")
-	build := exec.Command("go", "build", "-o", petrelBin, "../../cmd/petrel")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build petrel:", err)
-		os.Exit(1)
-	}
-	code := cluster.Main(m) // clusters started by the tests are shared and deleted at the end
-	os.RemoveAll(dir)
-	os.Exit(code)
+	// Clusters started by the tests are shared and deleted at the end.
+	os.Exit(testbin.Main(&petrelBin, func() int { return cluster.Main(m) }))
 }
 
 // env is one isolated petrel installation ($PETREL_HOME) for a test.

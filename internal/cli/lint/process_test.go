@@ -5,9 +5,10 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/petrel-dev/petrel/internal/testbin"
 )
 
 // TestBinary runs the real petrel binary, as helm template | petrel lint -
@@ -17,10 +18,9 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the petrel binary")
 	}
-	bin := filepath.Join(t.TempDir(), "petrel")
-	build := exec.Command("go", "build", "-o", bin, "../../../cmd/petrel")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build petrel: %v\n%s", err, out)
+	bin, err := testbin.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	run := func(stdin string, args ...string) (string, string, int) {
 		cmd := exec.Command(bin, args...)

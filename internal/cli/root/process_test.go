@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/petrel-dev/petrel/internal/testbin"
 )
 
 // These tests run the real petrel binary against a real `petrel server`
@@ -21,22 +23,7 @@ import (
 
 var petrelBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "petrel-cli-")
-	if err != nil {
-		panic(err)
-	}
-	petrelBin = filepath.Join(dir, "petrel")
-	build := exec.Command("go", "build", "-o", petrelBin, "../../../cmd/petrel")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build petrel:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Main(&petrelBin, m.Run)) }
 
 // env is one petrel installation ($PETREL_HOME) and a folder of specs.
 type env struct {
