@@ -64,18 +64,16 @@ func TestEngineRunsAServiceAcrossScaleRestartAndDelete(t *testing.T) {
 
 	vol := &v1alpha1.Volume{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindVolume},
 		Metadata: v1alpha1.ObjectMeta{Name: "site"}}
-	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
-		Metadata: v1alpha1.ObjectMeta{Name: "web"},
-		Spec: v1alpha1.InferenceServiceSpec{
-			PodTemplate: v1alpha1.PodTemplate{
-				Command:                       []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1", "--directory", "$(SITE)"},
-				Volumes:                       []v1alpha1.VolumeMount{{Name: "site", MountPath: "/site", PathEnv: "SITE"}},
-				TerminationGracePeriodSeconds: ptr(int64(2)),
-			},
-			Port:           8080,
-			Replicas:       ptr(int32(2)),
-			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
-		}}
+	svc := inferenceService("web", v1alpha1.InferenceServiceSpec{
+		PodTemplate: v1alpha1.PodTemplate{
+			Command:                       []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1", "--directory", "$(SITE)"},
+			Volumes:                       []v1alpha1.VolumeMount{{Name: "site", MountPath: "/site", PathEnv: "SITE"}},
+			TerminationGracePeriodSeconds: ptr(int64(2)),
+		},
+		Port:           8080,
+		Replicas:       ptr(int32(2)),
+		ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+	})
 	specDir := t.TempDir()
 	if _, err := e.Apply(context.Background(), docsOf(specDir, vol, svc)); err != nil {
 		t.Fatal(err)
@@ -162,6 +160,29 @@ func TestEngineRunsAServiceAcrossScaleRestartAndDelete(t *testing.T) {
 	}
 }
 
+// inferenceService is the InferenceService name with spec s.
+func inferenceService(name string, s v1alpha1.InferenceServiceSpec) *v1alpha1.InferenceService {
+	return &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
+		Metadata: v1alpha1.ObjectMeta{Name: name}, Spec: s}
+}
+
+// restarted closes e1, as a stopping server does (its workloads keep
+// running), and starts the next engine on cfg, which deletes service and
+// closes when the test ends.
+func restarted(t *testing.T, e1 *Engine, cfg Config, service string) *Engine {
+	t.Helper()
+	e1.Close()
+	e2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = e2.Delete(context.Background(), backend.Ref{Kind: "service", Name: service})
+		e2.Close()
+	})
+	return e2
+}
+
 func docsOf(dir string, objs ...v1alpha1.Object) []*spec.Document {
 	var docs []*spec.Document
 	for _, o := range objs {
@@ -178,16 +199,14 @@ func TestVolumeMountedByAServiceCannotBeDeleted(t *testing.T) {
 	e := newEngine(t, 0)
 	vol := &v1alpha1.Volume{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindVolume},
 		Metadata: v1alpha1.ObjectMeta{Name: "models"}}
-	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
-		Metadata: v1alpha1.ObjectMeta{Name: "model-server"},
-		Spec: v1alpha1.InferenceServiceSpec{
-			PodTemplate: v1alpha1.PodTemplate{
-				Command:                       []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1", "--directory", "$(MODELS)"},
-				Volumes:                       []v1alpha1.VolumeMount{{Name: "models", MountPath: "/models", PathEnv: "MODELS"}},
-				TerminationGracePeriodSeconds: ptr(int64(1)),
-			},
-			Port: 8080, Replicas: ptr(int32(1)),
-		}}
+	svc := inferenceService("model-server", v1alpha1.InferenceServiceSpec{
+		PodTemplate: v1alpha1.PodTemplate{
+			Command:                       []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1", "--directory", "$(MODELS)"},
+			Volumes:                       []v1alpha1.VolumeMount{{Name: "models", MountPath: "/models", PathEnv: "MODELS"}},
+			TerminationGracePeriodSeconds: ptr(int64(1)),
+		},
+		Port: 8080, Replicas: ptr(int32(1)),
+	})
 	if _, err := e.Apply(context.Background(), docsOf(t.TempDir(), vol, svc)); err != nil {
 		t.Fatal(err)
 	}
@@ -219,32 +238,22 @@ func TestServiceHistorySurvivesAServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	flag := filepath.Join(t.TempDir(), "ran-once")
-	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
-		Metadata: v1alpha1.ObjectMeta{Name: "flaky"},
-		Spec: v1alpha1.InferenceServiceSpec{
-			PodTemplate: v1alpha1.PodTemplate{
-				Command:                       []string{"sh", "-c", "if [ ! -f $(FLAG) ]; then touch $(FLAG); exit 3; fi; exec python3 -m http.server $(PORT) --bind 127.0.0.1"},
-				Env:                           []v1alpha1.EnvVar{{Name: "FLAG", Value: flag}},
-				TerminationGracePeriodSeconds: ptr(int64(1)),
-			},
-			Port: 8080, Replicas: ptr(int32(1)),
-			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
-		}}
+	svc := inferenceService("flaky", v1alpha1.InferenceServiceSpec{
+		PodTemplate: v1alpha1.PodTemplate{
+			Command:                       []string{"sh", "-c", "if [ ! -f $(FLAG) ]; then touch $(FLAG); exit 3; fi; exec python3 -m http.server $(PORT) --bind 127.0.0.1"},
+			Env:                           []v1alpha1.EnvVar{{Name: "FLAG", Value: flag}},
+			TerminationGracePeriodSeconds: ptr(int64(1)),
+		},
+		Port: 8080, Replicas: ptr(int32(1)),
+		ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+	})
 	if _, err := e1.Apply(context.Background(), docsOf(t.TempDir(), svc)); err != nil {
 		t.Fatal(err)
 	}
 	before := waitService(t, e1, "flaky", 60*time.Second, "ready after one crash", func(s backend.Service) bool {
 		return s.ReadyReplicas == 1 && len(s.Replicas) == 1 && s.Replicas[0].Restarts == 1
 	})
-	e1.Close() // replicas keep running under their shims
-	e2, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = e2.Delete(context.Background(), backend.Ref{Kind: "service", Name: "flaky"})
-		e2.Close()
-	}()
+	e2 := restarted(t, e1, cfg, "flaky") // replicas keep running under their shims
 	after, err := e2.GetService(context.Background(), "flaky")
 	if err != nil {
 		t.Fatalf("right after the restart: %v", err)
@@ -273,17 +282,15 @@ func TestNoSecretValueIsStoredInClearText(t *testing.T) {
 	check := `test "$(printf %s "$TOKEN" | sha256sum | cut -c1-64)" = ` + tokenSHA
 	j := job("secret-job", "sh", "-c", check+` && test "$(printf %s "$URL" | sha256sum | cut -c1-64)" = `+urlSHA+` && echo token-ok`)
 	j.Spec.Env = []v1alpha1.EnvVar{{Name: "TOKEN", Value: secret, Secret: true}, {Name: "URL", Value: "https://u:$(TOKEN)@host"}}
-	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
-		Metadata: v1alpha1.ObjectMeta{Name: "secret-svc"},
-		Spec: v1alpha1.InferenceServiceSpec{
-			PodTemplate: v1alpha1.PodTemplate{
-				Command:                       []string{"sh", "-c", check + ` && exec python3 -m http.server $(PORT) --bind 127.0.0.1`},
-				Env:                           []v1alpha1.EnvVar{{Name: "TOKEN", Value: secret, Secret: true}},
-				TerminationGracePeriodSeconds: ptr(int64(1)),
-			},
-			Port: 8080, Replicas: ptr(int32(1)),
-			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
-		}}
+	svc := inferenceService("secret-svc", v1alpha1.InferenceServiceSpec{
+		PodTemplate: v1alpha1.PodTemplate{
+			Command:                       []string{"sh", "-c", check + ` && exec python3 -m http.server $(PORT) --bind 127.0.0.1`},
+			Env:                           []v1alpha1.EnvVar{{Name: "TOKEN", Value: secret, Secret: true}},
+			TerminationGracePeriodSeconds: ptr(int64(1)),
+		},
+		Port: 8080, Replicas: ptr(int32(1)),
+		ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+	})
 	if _, err := e.Apply(context.Background(), docsOf(t.TempDir(), j, svc)); err != nil {
 		t.Fatal(err)
 	}
@@ -332,12 +339,10 @@ func TestReplicaCountsOverTheLimitAreRefused(t *testing.T) {
 		e.Close()
 	}()
 	svc := func(replicas int32) *v1alpha1.InferenceService {
-		return &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
-			Metadata: v1alpha1.ObjectMeta{Name: "many"},
-			Spec: v1alpha1.InferenceServiceSpec{
-				PodTemplate: v1alpha1.PodTemplate{Command: []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1"}, TerminationGracePeriodSeconds: ptr(int64(1))},
-				Port:        8080, Replicas: ptr(replicas),
-			}}
+		return inferenceService("many", v1alpha1.InferenceServiceSpec{
+			PodTemplate: v1alpha1.PodTemplate{Command: []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1"}, TerminationGracePeriodSeconds: ptr(int64(1))},
+			Port:        8080, Replicas: ptr(replicas),
+		})
 	}
 	_, err = e.Apply(context.Background(), docsOf(t.TempDir(), svc(100000)))
 	if err == nil || !strings.Contains(err.Error(), "--max-replicas") {
@@ -370,14 +375,12 @@ func TestAutoscaledReplicasSurviveAServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
-		Metadata: v1alpha1.ObjectMeta{Name: "auto"},
-		Spec: v1alpha1.InferenceServiceSpec{
-			PodTemplate:    v1alpha1.PodTemplate{Command: []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1"}, TerminationGracePeriodSeconds: ptr(int64(1))},
-			Port:           8080,
-			Autoscaling:    &v1alpha1.Autoscaling{MinReplicas: ptr(int32(1)), MaxReplicas: 4, Target: v1alpha1.AutoscalingTarget{Concurrency: ptr(int32(4))}},
-			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
-		}}
+	svc := inferenceService("auto", v1alpha1.InferenceServiceSpec{
+		PodTemplate:    v1alpha1.PodTemplate{Command: []string{"python3", "-m", "http.server", "$(PORT)", "--bind", "127.0.0.1"}, TerminationGracePeriodSeconds: ptr(int64(1))},
+		Port:           8080,
+		Autoscaling:    &v1alpha1.Autoscaling{MinReplicas: ptr(int32(1)), MaxReplicas: 4, Target: v1alpha1.AutoscalingTarget{Concurrency: ptr(int32(4))}},
+		ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+	})
 	dir := t.TempDir()
 	if _, err := e1.Apply(context.Background(), docsOf(dir, svc)); err != nil {
 		t.Fatal(err)
@@ -389,15 +392,7 @@ func TestAutoscaledReplicasSurviveAServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitService(t, e1, "auto", 60*time.Second, "three ready replicas", func(s backend.Service) bool { return s.ReadyReplicas == 3 })
-	e1.Close()
-	e2, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = e2.Delete(context.Background(), backend.Ref{Kind: "service", Name: "auto"})
-		e2.Close()
-	}()
+	e2 := restarted(t, e1, cfg, "auto") // replicas keep running under their shims
 	s, err := e2.GetService(context.Background(), "auto")
 	if err != nil {
 		t.Fatal(err)
@@ -424,13 +419,11 @@ func TestServiceReplicasRunWithTheSubmittingShellsPath(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(venv, "venv-server"), []byte("#!/bin/sh\nexec python3 -m http.server \"$PORT\" --bind 127.0.0.1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	svc := &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
-		Metadata: v1alpha1.ObjectMeta{Name: "venv-svc"},
-		Spec: v1alpha1.InferenceServiceSpec{
-			PodTemplate: v1alpha1.PodTemplate{Command: []string{"venv-server"}, TerminationGracePeriodSeconds: ptr(int64(1))},
-			Port:        8080, Replicas: ptr(int32(1)),
-			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
-		}}
+	svc := inferenceService("venv-svc", v1alpha1.InferenceServiceSpec{
+		PodTemplate: v1alpha1.PodTemplate{Command: []string{"venv-server"}, TerminationGracePeriodSeconds: ptr(int64(1))},
+		Port:        8080, Replicas: ptr(int32(1)),
+		ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+	})
 	shell := map[string]string{"PATH": venv + ":" + os.Getenv("PATH"), "VIRTUAL_ENV": venv}
 	if _, err := e.Apply(context.Background(), []*spec.Document{{File: "s.yaml", Object: svc, Dir: t.TempDir(), ShellEnv: shell}}); err != nil {
 		t.Fatal(err)

@@ -190,17 +190,15 @@ func TestServiceReplicasGetExclusiveGPUs(t *testing.T) {
 	e := newEngine(t, 1)
 	t.Cleanup(func() { _ = e.Delete(context.Background(), backend.Ref{Kind: "service", Name: "gpu-svc"}) })
 	svc := func(name string, gpus int32, replicas int32) *v1alpha1.InferenceService {
-		return &v1alpha1.InferenceService{TypeMeta: v1alpha1.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.KindInferenceService},
-			Metadata: v1alpha1.ObjectMeta{Name: name},
-			Spec: v1alpha1.InferenceServiceSpec{
-				PodTemplate: v1alpha1.PodTemplate{
-					Command:                       []string{"sh", "-c", "echo devices=$CUDA_VISIBLE_DEVICES; exec python3 -m http.server $PORT --bind 127.0.0.1"},
-					Resources:                     v1alpha1.Resources{GPU: gpus},
-					TerminationGracePeriodSeconds: ptr(int64(2)),
-				},
-				Port: 8080, Replicas: ptr(replicas),
-				ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
-			}}
+		return inferenceService(name, v1alpha1.InferenceServiceSpec{
+			PodTemplate: v1alpha1.PodTemplate{
+				Command:                       []string{"sh", "-c", "echo devices=$CUDA_VISIBLE_DEVICES; exec python3 -m http.server $PORT --bind 127.0.0.1"},
+				Resources:                     v1alpha1.Resources{GPU: gpus},
+				TerminationGracePeriodSeconds: ptr(int64(2)),
+			},
+			Port: 8080, Replicas: ptr(replicas),
+			ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+		})
 	}
 	// More GPUs than the machine has: refused at apply, nothing recorded.
 	_, err := e.Apply(context.Background(), []*spec.Document{{File: "s.yaml", Object: svc("greedy", 5, 1), Dir: t.TempDir()}})
