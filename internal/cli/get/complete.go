@@ -57,18 +57,8 @@ func CompleteKindAndNames(f *factory.Factory) func(*cobra.Command, []string, str
 			ctx = context.Background()
 		}
 		if len(args) == 0 {
-			if k, prefix, ok := strings.Cut(toComplete, "/"); ok {
-				kind, err := NormalizeKind(k)
-				if err != nil {
-					return nil, cobra.ShellCompDirectiveNoFileComp
-				}
-				var out []string
-				for _, n := range Names(ctx, f, kind) {
-					if strings.HasPrefix(n, prefix) {
-						out = append(out, k+"/"+n)
-					}
-				}
-				return out, cobra.ShellCompDirectiveNoFileComp
+			if refs, ok := completeSlashRef(ctx, f, toComplete); ok {
+				return refs, cobra.ShellCompDirectiveNoFileComp
 			}
 			return []string{"jobs", "services", "volumes"}, cobra.ShellCompDirectiveNoFileComp
 		}
@@ -91,19 +81,28 @@ func CompleteRef(f *factory.Factory, defaultKind string) func(*cobra.Command, []
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		if k, prefix, ok := strings.Cut(toComplete, "/"); ok {
-			kind, err := NormalizeKind(k)
-			if err != nil {
-				return nil, cobra.ShellCompDirectiveNoFileComp
-			}
-			var out []string
-			for _, n := range Names(ctx, f, kind) {
-				if strings.HasPrefix(n, prefix) {
-					out = append(out, k+"/"+n)
-				}
-			}
-			return out, cobra.ShellCompDirectiveNoFileComp
+		if refs, ok := completeSlashRef(ctx, f, toComplete); ok {
+			return refs, cobra.ShellCompDirectiveNoFileComp
 		}
 		return Names(ctx, f, defaultKind), cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// completeSlashRef completes a KIND/NAME prefix with the names of that
+// kind; ok is false when toComplete has no slash.
+func completeSlashRef(ctx context.Context, f *factory.Factory, toComplete string) (refs []string, ok bool) {
+	k, prefix, ok := strings.Cut(toComplete, "/")
+	if !ok {
+		return nil, false
+	}
+	kind, err := NormalizeKind(k)
+	if err != nil {
+		return nil, true
+	}
+	for _, n := range Names(ctx, f, kind) {
+		if strings.HasPrefix(n, prefix) {
+			refs = append(refs, k+"/"+n)
+		}
+	}
+	return refs, true
 }
