@@ -145,19 +145,7 @@ var corpus = []corpusCase{
 		wrong: []*regexp.Regexp{corpusWait, regexp.MustCompile(`(?i)default StorageClass`), regexp.MustCompile(`(?i)restart|delete the pod`)}},
 }
 
-func loadCorpus(t *testing.T, file string) *State {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "corpus", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s, _, err := Load(f, file)
-	if err != nil {
-		t.Fatalf("load %s: %v", file, err)
-	}
-	return s
-}
+func loadCorpus(t *testing.T, file string) *State { return loadDump(t, "corpus", file, false) }
 
 // judgeCorpus says what is wrong with the findings for c, or "" when
 // they give the right root cause and fix without a tempting wrong answer.
