@@ -138,6 +138,7 @@ func (e *Engine) reconcileJob(name string) {
 		return
 	}
 	ra := e.running[name]
+	before := statusKey(r)
 	pods := make([]jobctl.Pod, len(r.Attempts))
 	for i, a := range r.Attempts {
 		pods[i] = jobctl.Pod{Name: a.Name, Phase: a.Phase, ExitCode: a.ExitCode, EndTime: a.EndTime,
@@ -194,7 +195,9 @@ func (e *Engine) reconcileJob(name string) {
 	}
 	r.Waiting = waiting
 	r.Phase, r.Active = jobPhase(r, e.running[name] != nil)
-	e.persist(r)
+	if statusKey(r) != before {
+		e.persist(r) // a sync that changed nothing writes nothing
+	}
 	if r.Finished() {
 		// Done: the record stays in the store, not in memory.
 		delete(e.jobs, name)
@@ -203,6 +206,23 @@ func (e *Engine) reconcileJob(name string) {
 	} else if act.RequeueAfter > 0 {
 		e.enqueueAfter(name, act.RequeueAfter)
 	}
+}
+
+// statusKey is what a sync may change in a job's record, to tell whether
+// it must be written and watchers woken.
+func statusKey(r *jobRecord) string {
+	ignored := 0
+	for _, a := range r.Attempts {
+		if a.Ignored {
+			ignored++
+		}
+	}
+	start := ""
+	if r.StartTime != nil {
+		start = r.StartTime.String()
+	}
+	return fmt.Sprintf("%s|%d|%d|%d|%s|%d|%d|%d|%s", r.Phase, r.Active, r.Succeeded, r.Failed, r.Waiting.String(),
+		len(r.Conditions), len(r.Attempts), ignored, start)
 }
 
 // jobPhase summarises a job for get's STATUS column: Complete or Failed
