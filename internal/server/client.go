@@ -188,7 +188,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		return nil, err
 	}
 	resp, err := c.http.Do(req)
-	if err != nil && c.autoStart && body == nil && ctx.Err() == nil && isNoServer(err) {
+	if err != nil && c.autoStart && body == nil && ctx.Err() == nil && (isNoServer(err) || method == http.MethodGet && isServerGone(err)) {
 		// The server went away (crashed or stopped): start a new one,
 		// which re-adopts running workloads, and ask again.
 		if serr := c.start(ctx, nil); serr == nil {
@@ -219,6 +219,14 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 // isNoServer reports whether err means nobody listens on the socket.
 func isNoServer(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
+// isServerGone reports whether err means the server died while the
+// request was on its way: the kernel accepted the connection into the
+// dying listener's backlog and then reset it. Only a GET is asked again
+// after it, since the server may or may not have acted on anything else.
+func isServerGone(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 type notFoundErr string
@@ -369,6 +377,11 @@ func (c *Client) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOpti
 	for tries := 0; ; tries++ {
 		resp, err := c.send(ctx, http.MethodGet, path, nil)
 		if err != nil {
+			if tries > 0 && tries < 20 && ctx.Err() == nil && (isNoServer(err) || isServerGone(err)) {
+				// The server that was streaming is still going away.
+				time.Sleep(250 * time.Millisecond)
+				continue
+			}
 			return err
 		}
 		n, err := io.Copy(w, &skipReader{r: resp.Body, skip: written})
@@ -377,7 +390,7 @@ func (c *Client) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOpti
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err == nil || !opts.Follow || ref.Kind != "job" || !c.autoStart || tries >= 5 {
+		if err == nil || !opts.Follow || ref.Kind != "job" || !c.autoStart || tries >= 20 {
 			return err
 		}
 	}

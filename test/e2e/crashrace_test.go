@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"math/rand"
 	"os"
@@ -94,15 +95,40 @@ func TestLogsFollowReconnectsAfterTheServerDies(t *testing.T) {
 	}
 	readPids(t, e.home, "lines", 0) // the workload runs
 	pid := e.serverPID()
-	var out, errb strings.Builder
+	var errb strings.Builder
 	cmd := exec.Command(petrelBin, "logs", "lines", "-f")
 	cmd.Env = append(os.Environ(), "PETREL_HOME="+e.home, "PETREL_FAKE_GPUS=0")
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stderr = &errb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1200 * time.Millisecond) // a few lines are out
+	// Kill the server once a few lines are out (and the rest are not).
+	var out strings.Builder
+	few := make(chan struct{})
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if strings.HasSuffix(sc.Text(), "line-2") {
+				close(few)
+			}
+		}
+	}()
+	select {
+	case <-few:
+	case <-copied:
+		t.Fatalf("logs -f ended before line-2: %v: %s; printed:\n%s", cmd.Wait(), errb.String(), out.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("logs -f printed no line-2 within 60s; printed:\n%s", out.String())
+	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
+	<-copied
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("logs -f: %v: %s", err, errb.String())
 	}
