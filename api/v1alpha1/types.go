@@ -127,11 +127,28 @@ type PodFailurePolicy struct {
 	Rules []PodFailurePolicyRule `yaml:"rules" json:"rules"`
 }
 
-// PodFailurePolicyRule mirrors batch/v1 PodFailurePolicyRule (exit-code rules).
+// PodFailurePolicyRule mirrors batch/v1 PodFailurePolicyRule: exactly one
+// of onExitCodes and onPodConditions is set.
 type PodFailurePolicyRule struct {
 	Action      PodFailurePolicyAction                  `yaml:"action" json:"action"`
-	OnExitCodes *PodFailurePolicyOnExitCodesRequirement `yaml:"onExitCodes" json:"onExitCodes"`
+	OnExitCodes *PodFailurePolicyOnExitCodesRequirement `yaml:"onExitCodes,omitempty" json:"onExitCodes,omitempty"`
+	// OnPodConditions matches a failed pod that has any of these
+	// conditions (batch/v1; in practice DisruptionTarget, which the
+	// eviction API, preemption and `petrel preempt` set).
+	OnPodConditions []PodFailurePolicyOnPodConditionsPattern `yaml:"onPodConditions,omitempty" json:"onPodConditions,omitempty"`
 }
+
+// PodFailurePolicyOnPodConditionsPattern mirrors batch/v1: a pod
+// condition type and its status (default True).
+type PodFailurePolicyOnPodConditionsPattern struct {
+	Type   string `yaml:"type" json:"type"`
+	Status string `yaml:"status,omitempty" json:"status,omitempty"`
+}
+
+// PodConditionDisruptionTarget is the pod condition type set on a pod
+// stopped by a disruption (core/v1 DisruptionTarget): eviction,
+// preemption, `petrel preempt`.
+const PodConditionDisruptionTarget = "DisruptionTarget"
 
 // PodFailurePolicyOnExitCodesRequirement mirrors batch/v1: operator In or
 // NotIn over a set of exit codes; exit code 0 may not be listed with In.

@@ -251,8 +251,22 @@ func (v *validator) trainingJob(s *v1alpha1.TrainingJobSpec, declared map[string
 			default:
 				v.fail(p+".action", "valid actions: FailJob, Ignore, Count", "unknown action %q", r.Action)
 			}
+			if r.OnExitCodes != nil && len(r.OnPodConditions) > 0 {
+				v.fail(p, "split it into two rules (batch/v1 allows one of onExitCodes and onPodConditions per rule)", "rule has both onExitCodes and onPodConditions")
+				continue
+			}
 			if r.OnExitCodes == nil {
-				v.fail(p, "add onExitCodes: {operator: In, values: [42]}", "rule has no onExitCodes")
+				if len(r.OnPodConditions) == 0 {
+					v.fail(p, "add onExitCodes: {operator: In, values: [42]} or onPodConditions: [{type: DisruptionTarget}]", "rule has neither onExitCodes nor onPodConditions")
+				}
+				for j, c := range r.OnPodConditions {
+					if c.Type == "" {
+						v.fail(fmt.Sprintf("%s.onPodConditions[%d].type", p, j), "name a pod condition type, e.g. DisruptionTarget", "type is empty")
+					}
+					if c.Status != "" && c.Status != "True" && c.Status != "False" && c.Status != "Unknown" {
+						v.fail(fmt.Sprintf("%s.onPodConditions[%d].status", p, j), "valid statuses: True (default), False, Unknown", "unknown status %q", c.Status)
+					}
+				}
 				continue
 			}
 			if r.OnExitCodes.Operator != "In" && r.OnExitCodes.Operator != "NotIn" {

@@ -43,6 +43,11 @@ func failJobRule(codes ...int32) *v1alpha1.PodFailurePolicy {
 		OnExitCodes: &v1alpha1.PodFailurePolicyOnExitCodesRequirement{Operator: "In", Values: codes}}}}
 }
 
+func disruptionIgnored() *v1alpha1.PodFailurePolicy {
+	return &v1alpha1.PodFailurePolicy{Rules: []v1alpha1.PodFailurePolicyRule{{Action: v1alpha1.PodFailurePolicyActionIgnore,
+		OnPodConditions: []v1alpha1.PodFailurePolicyOnPodConditionsPattern{{Type: v1alpha1.PodConditionDisruptionTarget}}}}}
+}
+
 func i32(v int32) *int32 { return &v }
 func i64(v int64) *int64 { return &v }
 
@@ -91,6 +96,19 @@ func TestSync(t *testing.T) {
 		{name: "backoffLimit: failures over the limit fail the job",
 			job:  withSpec(func(s *v1alpha1.TrainingJobSpec) { s.BackoffLimit = i32(1) }),
 			pods: []Pod{failedPod("j-0", 1, 1), failedPod("j-1", 1, 12)}, now: 12,
+			conditions: "FailureTarget/BackoffLimitExceeded,Failed/BackoffLimitExceeded"},
+		{name: "a disrupted pod matching onPodConditions DisruptionTarget Ignore does not count",
+			job: withSpec(func(s *v1alpha1.TrainingJobSpec) {
+				s.BackoffLimit = i32(0)
+				s.PodFailurePolicy = disruptionIgnored()
+			}),
+			pods: []Pod{{Name: "j-0", Phase: backend.PodFailed, ExitCode: code(143), EndTime: at(1), DisruptionTarget: true}}, now: 40, create: 1},
+		{name: "the same exit without DisruptionTarget counts",
+			job: withSpec(func(s *v1alpha1.TrainingJobSpec) {
+				s.BackoffLimit = i32(0)
+				s.PodFailurePolicy = disruptionIgnored()
+			}),
+			pods: []Pod{failedPod("j-0", 143, 1)}, now: 40,
 			conditions: "FailureTarget/BackoffLimitExceeded,Failed/BackoffLimitExceeded"},
 		{name: "ignored failures do not count against backoffLimit",
 			job: withSpec(func(s *v1alpha1.TrainingJobSpec) {
