@@ -278,7 +278,39 @@ type Attempt struct {
 	// LogTail is the last lines of a failed attempt's output (at most 20
 	// lines, 2 KiB), as the kubelet's terminationMessagePolicy
 	// FallbackToLogsOnError keeps them; diagnose reads error signatures there.
+	// For a distributed attempt they are the first failed worker's lines.
 	LogTail []string `json:"logTail,omitempty"`
+	// DisruptionTarget is true when the attempt was stopped by a
+	// disruption (`petrel preempt`, an eviction), as the pod condition
+	// DisruptionTarget=True that podFailurePolicy onPodConditions match.
+	DisruptionTarget bool `json:"disruptionTarget,omitempty"`
+	// Workers is each worker of a distributed job's local attempt (a
+	// gang of numNodes pods started and stopped together); empty for a
+	// job of one worker. The attempt fails with the first worker that
+	// fails (FailedWorker), and the others are stopped because of it.
+	Workers []Worker `json:"workers,omitempty"`
+	// FailedWorker is the index of the worker whose failure failed the
+	// attempt (the first to fail), when one did.
+	FailedWorker *int `json:"failedWorker,omitempty"`
+	// MasterPort is the rendezvous port of worker 0 of a local
+	// distributed attempt (MASTER_PORT), chosen free when it starts.
+	MasterPort int `json:"masterPort,omitempty"`
+}
+
+// Worker is one worker (rank) of a local distributed attempt: a pod of
+// the gang with its own process group, GPUs and cgroup.
+type Worker struct {
+	// Index is the worker's rank among the job's workers (NODE_RANK,
+	// JOB_COMPLETION_INDEX), 0-based.
+	Index int `json:"index"`
+	// Phase is Running until the worker's process ends, then Succeeded
+	// or Failed.
+	Phase    PodPhase   `json:"phase"`
+	ExitCode *int32     `json:"exitCode,omitempty"`
+	Reason   string     `json:"reason,omitempty"`
+	Message  string     `json:"message,omitempty"`
+	EndTime  *time.Time `json:"endTime,omitempty"`
+	GPUs     []string   `json:"gpus,omitempty"`
 }
 
 // MetricPoint is one training metric sample (Katib's stdout format

@@ -57,9 +57,15 @@ func (e *Engine) load() error {
 			if a.Phase != backend.PodRunning && a.Phase != backend.PodPending {
 				continue
 			}
-			dir := attemptDir(e.jobDir(r.Name), i)
-			ref, recorded := r.Shims[i]
-			if !recorded && !exists(filepath.Join(dir, node.PidsFile)) && !exists(filepath.Join(dir, node.StatusFile)) {
+			workers := max(1, len(a.Workers))
+			ra := e.newRunningAttempt(r, i, workers)
+			handed := 0
+			for _, wp := range ra.workers {
+				if wp.shim != (node.ShimRef{}) || exists(filepath.Join(wp.dir, node.PidsFile)) || exists(filepath.Join(wp.dir, node.StatusFile)) {
+					handed++
+				}
+			}
+			if handed == 0 {
 				// Recorded but never handed to a shim: nothing ran for
 				// it. Forget it; the Job controller creates it again (no
 				// attempt runs twice, none is wrongly failed).
@@ -69,7 +75,6 @@ func (e *Engine) load() error {
 				r.Attempts = r.Attempts[:i]
 				break
 			}
-			ra := &runningAttempt{job: r.Name, index: i, dir: dir, shim: ref, metrics: newMetricsTail(filepath.Join(dir, LogFile))}
 			// Metrics already stored are not read twice; those printed
 			// while no server ran are read now.
 			ra.metrics.off = r.MetricsOffset[i]
@@ -86,16 +91,34 @@ func (e *Engine) load() error {
 			}
 			e.node.GPUs.Reserve(gpus, r.Name)
 			e.running[r.Name] = ra
-			if _, err := os.Stat(filepath.Join(dir, node.StatusFile)); err == nil {
-				// It ended while no server ran: record that before the
-				// first sync, as the kubelet reports a pod's end before
-				// the Job controller looks at the job again.
-				e.attemptExited(ra)
-				continue
-			}
-			e.wg.Add(2)
-			go e.adopt(ra)
+			a.Phase = backend.PodRunning
+			e.wg.Add(1)
 			go e.tailMetrics(ra)
+			for w, wp := range ra.workers {
+				switch {
+				case exists(filepath.Join(wp.dir, node.StatusFile)):
+					// It ended while no server ran: record that before
+					// the first sync, as the kubelet reports a pod's end
+					// before the Job controller looks at the job again.
+					e.workerExited(ra, w)
+				case wp.shim == (node.ShimRef{}) && !exists(filepath.Join(wp.dir, node.PidsFile)):
+					// A worker of a gang the server died while starting:
+					// it never ran, so it starts now, with the rest.
+					e.mu.Lock()
+					if err := e.startWorker(r, a, ra, w); err != nil {
+						e.cfg.Logf("job %s: start worker %d of attempt %d: %v", r.Name, w, i, err)
+						ra.workers[w].done = true
+						if ra.firstFailed < 0 {
+							ra.firstFailed = w
+						}
+						e.stopGang(r, ra)
+					}
+					e.mu.Unlock()
+				default:
+					e.wg.Add(1)
+					go e.adopt(ra, w)
+				}
+			}
 		}
 	}
 	for name := range e.jobs {
@@ -104,30 +127,31 @@ func (e *Engine) load() error {
 	return nil
 }
 
-// adopt watches an attempt started by an earlier server: it cannot wait()
-// on a process it did not start, so it polls the shim's status file and
-// the shim's liveness (pid + start time).
-func (e *Engine) adopt(ra *runningAttempt) {
+// adopt watches worker w of an attempt started by an earlier server: it
+// cannot wait() on a process it did not start, so it polls the shim's
+// status file and the shim's liveness (pid + start time).
+func (e *Engine) adopt(ra *runningAttempt, w int) {
 	defer e.wg.Done()
+	wp := ra.workers[w]
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if exists(filepath.Join(ra.dir, node.StatusFile)) {
-			e.attemptExited(ra)
+		if exists(filepath.Join(wp.dir, node.StatusFile)) {
+			e.workerExited(ra, w)
 			return
 		}
 		// The shim is the one in pids.json once it started the workload,
-		// else the one recorded before it was given the attempt (it may
+		// else the one recorded before it was given the pod (it may
 		// still be starting it).
-		shim := ra.shim
+		shim := wp.shim
 		var p ShimPids
-		if err := node.ReadJSON(filepath.Join(ra.dir, node.PidsFile), &p); err == nil {
+		if err := node.ReadJSON(filepath.Join(wp.dir, node.PidsFile), &p); err == nil {
 			shim = node.ShimRef{Pid: p.ShimPid, StartTicks: p.ShimStartTicks}
 		}
 		if !shim.Alive() {
-			// attemptExited reads status.json the shim may have written
-			// just before exiting, and reaps the attempt if it did not.
-			e.attemptExited(ra)
+			// workerExited reads status.json the shim may have written
+			// just before exiting, and reaps the pod if it did not.
+			e.workerExited(ra, w)
 			return
 		}
 		select {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,10 @@ import (
 // lines into metric points.
 type metricsTail struct {
 	path string
+	// only, when set, is the prefix of the lines that carry metrics (a
+	// distributed attempt's worker 0, "[worker 0] "); other lines are not
+	// read for metrics.
+	only string
 	mu   sync.Mutex
 	off  int64
 	part []byte
@@ -61,6 +66,12 @@ func (m *metricsTail) read(attempt int, final bool) {
 }
 
 func (m *metricsTail) addLine(attempt int, line string, t time.Time) {
+	if m.only != "" {
+		var ok bool
+		if line, ok = strings.CutPrefix(line, m.only); !ok {
+			return
+		}
+	}
 	for _, kv := range katib.ParseLine(line) {
 		m.pts = append(m.pts, backend.MetricPoint{Attempt: attempt, Time: t, Name: kv.Name, Value: kv.Value})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,16 @@ type ShimConfig struct {
 	Display string `json:"display,omitempty"`
 	// KeyFile opens the sealed values of Env and Argv (see Sealer).
 	KeyFile string `json:"keyFile,omitempty"`
+	// LogPath is the file the workload's output is appended to (default:
+	// LogFile in the pod's directory). The workers of a distributed
+	// attempt share their attempt's log.
+	LogPath string `json:"logPath,omitempty"`
+	// LinePrefix, when set, is written before every line of the
+	// workload's output ("[worker 1] "), each line in one append, so
+	// workers sharing a log interleave whole lines that say whose they
+	// are. Output then goes through the shim instead of straight to the
+	// file.
+	LinePrefix string `json:"linePrefix,omitempty"`
 }
 
 // open replaces sealed values in cfg with their clear text, in memory.
@@ -112,7 +123,11 @@ func RunShim(dir string) error {
 		return fmt.Errorf("shim: %w", err)
 	}
 	status := ShimStatus{Started: time.Now()}
-	log, err := os.OpenFile(filepath.Join(dir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logPath := cfg.LogPath
+	if logPath == "" {
+		logPath = filepath.Join(dir, LogFile)
+	}
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err == nil {
 		err = cfg.open()
 	}
@@ -123,6 +138,12 @@ func RunShim(dir string) error {
 		return WriteJSONAtomic(filepath.Join(dir, StatusFile), status)
 	}
 	defer log.Close()
+	// msgs is where the shim's own messages go: prefixed as the
+	// workload's lines are when the log is shared.
+	var msgs io.Writer = log
+	if cfg.LinePrefix != "" {
+		msgs = &prefixedFile{File: log, prefix: cfg.LinePrefix}
+	}
 
 	// The workload must be born inside its cgroup, or a child it forks at
 	// once (a `setsid … &`) escapes it. The shim joins the group just for
@@ -138,12 +159,34 @@ func RunShim(dir string) error {
 			}
 		}
 		if limitErr != nil {
-			fmt.Fprintf(log, "petrel: resource limits not enforced: %v\n", limitErr)
+			fmt.Fprintf(msgs, "petrel: resource limits not enforced: %v\n", limitErr)
 		}
 	}
-	cmd := &exec.Cmd{Path: cfg.Argv[0], Args: cfg.Argv, Env: cfg.Env, Dir: cfg.Dir, Stdout: log, Stderr: log}
+	var out io.Writer = log
+	var copied chan struct{}
+	var pipeW *os.File
+	if cfg.LinePrefix != "" {
+		pr, pw, perr := os.Pipe()
+		if perr == nil {
+			pipeW = pw
+			copied = make(chan struct{})
+			go func() {
+				defer close(copied)
+				copyPrefixed(log, pr, cfg.LinePrefix)
+				pr.Close()
+			}()
+			out = pw
+		}
+	}
+	cmd := &exec.Cmd{Path: cfg.Argv[0], Args: cfg.Argv, Env: cfg.Env, Dir: cfg.Dir, Stdout: out, Stderr: out}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	startErr := cmd.Start()
+	if pipeW != nil {
+		pipeW.Close() // the workload holds the write end now
+		if startErr != nil {
+			<-copied
+		}
+	}
 	if leave != nil {
 		leave()
 	}
@@ -153,7 +196,7 @@ func RunShim(dir string) error {
 			msg = strings.ReplaceAll(msg, cfg.Argv[0], cfg.Display)
 		}
 		startErr = errors.New(msg)
-		fmt.Fprintf(log, "petrel: cannot start %q: %v\n", cfg.Display, startErr)
+		fmt.Fprintf(msgs, "petrel: cannot start %q: %v\n", cfg.Display, startErr)
 		if lim != nil {
 			lim.Delete()
 		}
@@ -168,7 +211,7 @@ func RunShim(dir string) error {
 		pids.LimitError = limitErr.Error()
 	}
 	if err := WriteJSONAtomic(filepath.Join(dir, PidsFile), pids); err != nil {
-		fmt.Fprintf(log, "petrel: record pids: %v\n", err)
+		fmt.Fprintf(msgs, "petrel: record pids: %v\n", err)
 	}
 	werr := cmd.Wait()
 	status.Finished = time.Now()
@@ -180,7 +223,7 @@ func RunShim(dir string) error {
 	}
 	var ee *exec.ExitError
 	if werr != nil && !errors.As(werr, &ee) {
-		fmt.Fprintf(log, "petrel: wait: %v\n", werr)
+		fmt.Fprintf(msgs, "petrel: wait: %v\n", werr)
 	}
 	if lim != nil {
 		status.OOMKilled = lim.OOMKilled()
@@ -191,6 +234,14 @@ func RunShim(dir string) error {
 	if lim != nil {
 		lim.KillAll()
 		lim.Delete()
+	}
+	if copied != nil {
+		// Every line is in the log before the status says it ended; a
+		// process that left the group and holds the pipe is not waited for.
+		select {
+		case <-copied:
+		case <-time.After(2 * time.Second):
+		}
 	}
 	return WriteJSONAtomic(filepath.Join(dir, StatusFile), status)
 }
@@ -271,4 +322,43 @@ func ReapLost(dir string) {
 			lim.Delete()
 		}
 	}
+}
+
+// copyPrefixed appends each line read from r to w with prefix before it,
+// one write per line (O_APPEND makes each write land whole), until EOF.
+// A last line without a newline gets one.
+func copyPrefixed(w io.Writer, r io.Reader, prefix string) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue // a line longer than the buffer: keep reading it
+		}
+		if len(line) > 0 {
+			if line[len(line)-1] != '\n' {
+				line = append(line, '\n')
+			}
+			_, _ = w.Write(append([]byte(prefix), line...))
+			line = line[:0]
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// prefixedFile is the shim's own messages to a shared log, prefixed as
+// the workload's lines are.
+type prefixedFile struct {
+	*os.File
+	prefix string
+}
+
+func (f *prefixedFile) Write(p []byte) (int, error) {
+	if _, err := f.File.Write(append([]byte(f.prefix), p...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
