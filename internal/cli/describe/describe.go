@@ -221,7 +221,28 @@ func Job(w io.Writer, j *backend.Job) {
 			if a.Ignored {
 				reason += " (ignored by podFailurePolicy)"
 			}
+			if a.DisruptionTarget {
+				reason += " (DisruptionTarget)"
+			}
 			t.Row(fmt.Sprintf("  %d", a.Index), a.Name, a.Phase, code, reason, ts(a.StartTime), dur, orNone(strings.Join(a.GPUs, ",")), a.Message)
+			// A distributed attempt's workers, under it: which one failed
+			// first and which were stopped because of it.
+			for _, wk := range a.Workers {
+				code, dur := "<none>", "<none>"
+				if wk.ExitCode != nil {
+					code = fmt.Sprint(*wk.ExitCode)
+				}
+				if a.StartTime != nil && wk.EndTime != nil {
+					dur = printers.Age(wk.EndTime.Sub(*a.StartTime))
+				}
+				msg := wk.Message
+				if a.FailedWorker != nil && *a.FailedWorker == wk.Index {
+					msg = strings.TrimSpace("failed first " + msg)
+				} else if a.FailedWorker != nil && wk.Reason != backend.ReasonCompleted {
+					msg = strings.TrimSpace(fmt.Sprintf("stopped because worker %d failed %s", *a.FailedWorker, msg))
+				}
+				t.Row("", fmt.Sprintf("  worker %d", wk.Index), wk.Phase, code, orNone(wk.Reason), "", dur, orNone(strings.Join(wk.GPUs, ",")), msg)
+			}
 		}
 		t.Flush()
 	}

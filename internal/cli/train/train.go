@@ -122,6 +122,7 @@ func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name 
 	var last backend.Job
 	lastLine := ""
 	stuck := &clidiagnose.StuckCheck{Ref: backend.Ref{Kind: "job", Name: name}}
+	reported := map[int]bool{} // failed attempts already printed
 	for try := 0; ; try++ {
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		watch, err := b.WatchJob(watchCtx, name)
@@ -155,6 +156,14 @@ func Follow(ctx context.Context, io *factory.IOStreams, b backend.Backend, name 
 				last = j
 				if settling(&j) {
 					continue
+				}
+				for _, a := range j.Attempts {
+					if a.Phase == backend.PodFailed && !reported[a.Index] {
+						reported[a.Index] = true
+						out.mu.Lock()
+						fmt.Fprintf(io.ErrOut, "petrel: %s\n", failureLine(&a))
+						out.mu.Unlock()
+					}
 				}
 				if line := stateLine(&j); line != lastLine {
 					out.mu.Lock()
@@ -300,6 +309,24 @@ func settling(j *backend.Job) bool {
 }
 
 // stateLine summarises a job's state for the live status line.
+// failureLine says how a failed attempt ended: its exit code and reason,
+// and the message (for a distributed attempt, the worker that failed
+// first and the ones stopped because of it).
+func failureLine(a *backend.Attempt) string {
+	code := "no exit code"
+	if a.ExitCode != nil {
+		code = fmt.Sprintf("exit code %d", *a.ExitCode)
+	}
+	line := fmt.Sprintf("attempt %d failed (%s, %s)", a.Index, code, a.Reason)
+	if a.Message != "" {
+		line += ": " + a.Message
+	}
+	if a.Ignored {
+		line += " — ignored by podFailurePolicy, not counted against backoffLimit"
+	}
+	return line
+}
+
 func stateLine(j *backend.Job) string {
 	total := int(j.Spec.EffectiveBackoffLimit()) + 1
 	switch {
