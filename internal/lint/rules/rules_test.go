@@ -398,6 +398,11 @@ spec:
 		{"rendezvous on a pod that is not worker 0", "PTL-DST-001", gang("Indexed", "ddp", "master-0.ddp", "None"), 1, "", "worker 0 of Indexed Job ddp is ddp-0"},
 		{"rendezvous service not headless", "PTL-DST-001", gang("Indexed", "ddp", "ddp-0.ddp", "10.0.0.9"), 1, "", "not headless"},
 		{"rendezvous by IP is not checked", "PTL-DST-001", gang("Indexed", "ddp", "10.1.2.3", "None"), 0, "", ""},
+		{"gang with backoffLimit 0 fails fast", "PTL-DST-003", gang("Indexed", "ddp", "ddp-0.ddp", "None"), 0, "", ""},
+		{"gang retried worker by worker", "PTL-DST-003", strings.Replace(gang("Indexed", "ddp", "ddp-0.ddp", "None"), "backoffLimit: 0", "backoffLimit: 3", 1), 1, backend.SeverityWarning, "2 workers rendezvous, but a failed worker is re-created alone (backoffLimit 3"},
+		{"gang with a FailJob NotIn [0] rule", "PTL-DST-003", strings.Replace(gang("Indexed", "ddp", "ddp-0.ddp", "None"), "backoffLimit: 0", "backoffLimit: 3\n  podFailurePolicy: {rules: [{action: Ignore, onPodConditions: [{type: DisruptionTarget}]}, {action: FailJob, onExitCodes: {operator: NotIn, values: [0]}}]}", 1), 0, "", ""},
+		{"FailJob on one exit code is not fail-fast", "PTL-DST-003", strings.Replace(gang("Indexed", "ddp", "ddp-0.ddp", "None"), "backoffLimit: 0", "backoffLimit: 3\n  podFailurePolicy: {rules: [{action: FailJob, onExitCodes: {operator: In, values: [42]}}]}", 1), 1, "", "no podFailurePolicy FailJob rule"},
+		{"one pod does not rendezvous with others", "PTL-DST-003", job("      - {name: c, image: i:1, command: [torchrun, t.py]}\n"), 0, "", ""},
 		{"headless rendezvous service of a job is not serving", "PTL-KIND-002", gang("Indexed", "ddp", "ddp-0.ddp", "None"), 0, "", ""},
 		{"clusterIP service of a job serves", "PTL-KIND-002", gang("Indexed", "ddp", "ddp-0.ddp", "10.0.0.9"), 1, "", "sends traffic"},
 		// DST-002: processes per worker against the GPUs the pod gets.
