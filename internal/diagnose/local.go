@@ -77,8 +77,8 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			last := as[len(as)-1]
 			out = append(out, backend.Finding{
 				RuleID: p.ID, Severity: backend.SeverityError, Object: obj, Permanent: p.Permanent,
-				Evidence: append(quoteEvidence(fmt.Sprintf("attempt %d", last.Index), quotes[p]), attemptEvidence(as)...),
-				Message:  p.message(fmt.Sprintf("Attempt %d of job %s", last.Index, job.Name), quoteLine(quotes[p])),
+				Evidence: append(quoteEvidence(attemptLabel(last), quotes[p]), attemptEvidence(as)...),
+				Message:  p.message(attemptSubject(last, job.Name), quoteLine(quotes[p])),
 				Fix:      p.Fix,
 			})
 		}
@@ -96,6 +96,9 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 			if n := len(failed); n > 0 && failed[n-1].ExitCode != nil {
 				code := *failed[n-1].ExitCode
 				last = fmt.Sprintf(", the last with exit code %d (%s)", code, exitMeaning(code))
+			}
+			if n := len(failed); n > 0 {
+				last += gangNote(failed[n-1])
 			}
 			f.Message = fmt.Sprintf("Job %s failed: %d attempts failed%s, more than backoffLimit %d allows.", job.Name, len(failed), last, backoff)
 			f.Fix = fmt.Sprintf("Read why the attempts fail (petrel logs job/%s), fix it and run the job again.", job.Name)
@@ -119,8 +122,8 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 		}
 		out = append(out, backend.Finding{
 			RuleID: "crash-loop", Severity: backend.SeverityError, Object: obj,
-			Evidence: append(attemptEvidence(lastN(crashes, 3)), logEvidence(fmt.Sprintf("attempt %d", last.Index), last.LogTail, 5)...),
-			Message:  fmt.Sprintf("Job %s's attempts keep failing: %d of backoffLimit %d so far, the last with exit code %d (%s).", job.Name, len(failed), backoff, code, exitMeaning(code)),
+			Evidence: append(attemptEvidence(lastN(crashes, 3)), logEvidence(attemptLabel(last), last.LogTail, 5)...),
+			Message:  fmt.Sprintf("Job %s's attempts keep failing: %d of backoffLimit %d so far, the last with exit code %d (%s)%s.", job.Name, len(failed), backoff, code, exitMeaning(code), gangNote(last)),
 			Fix:      fmt.Sprintf("Read why it exits (petrel logs job/%s --attempt %d) and fix that; retries will not help a deterministic error.", job.Name, last.Index),
 		})
 	}
@@ -136,6 +139,39 @@ func AnalyzeJob(job backend.Job) []backend.Finding {
 	}
 	sortFindings(out)
 	return out
+}
+
+// gangNote names the worker whose failure failed a distributed attempt
+// (the first to fail; the engine stopped the others because of it), or "".
+func gangNote(a backend.Attempt) string {
+	if a.FailedWorker == nil {
+		return ""
+	}
+	w := a.Workers[*a.FailedWorker]
+	at := ""
+	if w.EndTime != nil {
+		at = " at " + w.EndTime.Format("15:04:05")
+	}
+	return fmt.Sprintf(": worker %d of %d failed first%s and the others were stopped because of it", *a.FailedWorker, len(a.Workers), at)
+}
+
+// attemptLabel names where a failed attempt's last log lines come from:
+// the attempt, or the worker of it that failed first.
+func attemptLabel(a backend.Attempt) string {
+	if a.FailedWorker != nil {
+		return fmt.Sprintf("attempt %d worker %d", a.Index, *a.FailedWorker)
+	}
+	return fmt.Sprintf("attempt %d", a.Index)
+}
+
+// attemptSubject is the subject of a finding about one failed attempt:
+// "Attempt 0 of job train", or for a gang "Worker 2 of attempt 0 of job
+// train (the first to fail; the others were stopped because of it)".
+func attemptSubject(a backend.Attempt, job string) string {
+	if a.FailedWorker != nil {
+		return fmt.Sprintf("Worker %d of attempt %d of job %s (the first of %d to fail; the others were stopped because of it)", *a.FailedWorker, a.Index, job, len(a.Workers))
+	}
+	return fmt.Sprintf("Attempt %d of job %s", a.Index, job)
 }
 
 func countReason(as []backend.Attempt, reason string) int {

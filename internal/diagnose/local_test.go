@@ -78,6 +78,22 @@ func TestAnalyzeJob(t *testing.T) {
 			Attempts: []backend.Attempt{attempt(0, 2, backend.ReasonError, "")}, Waiting: &backend.Waiting{Reason: backend.WaitingBackOff, Message: "back-off 10s before attempt 2 (1 failed)"}}
 		hasFinding(t, AnalyzeJob(j), "crash-loop", false, "1 of backoffLimit 4", "exit code 2 (a usage error)")
 	})
+	t.Run("a gang names the worker that failed first", func(t *testing.T) {
+		a := attempt(0, 3, backend.ReasonError, "worker 2 failed first at 10:00:00.000 with exit code 3 (Error); worker 0, 1 stopped because of it")
+		a.LogTail = []string{"Traceback (most recent call last):", "ValueError: shard 2 is empty"}
+		end := *a.EndTime
+		code, term := int32(3), int32(143)
+		a.Workers = []backend.Worker{{Index: 0, Phase: "Failed", ExitCode: &term, EndTime: &end}, {Index: 1, Phase: "Failed", ExitCode: &term, EndTime: &end}, {Index: 2, Phase: "Failed", ExitCode: &code, EndTime: &end}}
+		a.FailedWorker = new(int)
+		*a.FailedWorker = 2
+		j := backend.Job{Name: "train", Phase: backend.JobRunning, Spec: v1alpha1.TrainingJobSpec{BackoffLimit: i32(4)},
+			Attempts: []backend.Attempt{a}, Waiting: &backend.Waiting{Reason: backend.WaitingBackOff, Message: "back-off 10s before attempt 2 (1 failed)"}}
+		hasFinding(t, AnalyzeJob(j), "python-exception", false, "Worker 2 of attempt 0 of job train (the first of 3 to fail; the others were stopped because of it)",
+			"log attempt 0 worker 2", "ValueError: shard 2 is empty")
+		j.Attempts[0].LogTail = []string{"exiting"}
+		hasFinding(t, AnalyzeJob(j), "crash-loop", false, "worker 2 of 3 failed first at 10:00:00 and the others were stopped because of it",
+			"log attempt 0 worker 2", "exiting")
+	})
 	t.Run("waiting for GPUs is passing", func(t *testing.T) {
 		j := backend.Job{Name: "train", Phase: backend.JobPending, Waiting: &backend.Waiting{Reason: backend.WaitingForGPUs, GPUsRequested: 2, GPUsFree: 1, Message: "waiting for 2 GPUs, 1 free"}}
 		hasFinding(t, AnalyzeJob(j), "gpu-busy", false, "waits for 2 GPUs and only 1 are free")
