@@ -235,11 +235,16 @@ func Job(w io.Writer, j *backend.Job) {
 				if a.StartTime != nil && wk.EndTime != nil {
 					dur = printers.Age(wk.EndTime.Sub(*a.StartTime))
 				}
-				msg := wk.Message
+				msg, lead := wk.Message, ""
 				if a.FailedWorker != nil && *a.FailedWorker == wk.Index {
-					msg = strings.TrimSpace("failed first " + msg)
+					lead = "failed first"
 				} else if a.FailedWorker != nil && wk.Reason != backend.ReasonCompleted {
-					msg = strings.TrimSpace(fmt.Sprintf("stopped because worker %d failed %s", *a.FailedWorker, msg))
+					lead = fmt.Sprintf("stopped because worker %d failed", *a.FailedWorker)
+				}
+				if lead != "" && msg != "" {
+					msg = lead + " (" + msg + ")"
+				} else if lead != "" {
+					msg = lead
 				}
 				t.Row("", fmt.Sprintf("  worker %d", wk.Index), wk.Phase, code, orNone(wk.Reason), "", dur, orNone(strings.Join(wk.GPUs, ",")), msg)
 			}
