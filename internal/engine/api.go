@@ -16,6 +16,7 @@ import (
 	"github.com/petrel-dev/petrel/internal/backend"
 	"github.com/petrel-dev/petrel/internal/diagnose"
 	"github.com/petrel-dev/petrel/internal/engine/node"
+	"github.com/petrel-dev/petrel/internal/logtime"
 	"github.com/petrel-dev/petrel/internal/spec"
 )
 
@@ -441,7 +442,7 @@ func (e *Engine) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOpti
 		return fmt.Errorf("job %q: %w", ref.Name, backend.ErrNotFound)
 	}
 	if opts.Attempt >= 0 {
-		return e.streamAttempt(ctx, ref.Name, opts.Attempt, "", opts.Follow, w)
+		return e.streamAttempt(ctx, ref.Name, opts.Attempt, "", opts, w)
 	}
 	for idx := 0; ; idx++ {
 		// Wait for attempt idx to exist, or the job to finish.
@@ -467,15 +468,18 @@ func (e *Engine) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOpti
 				return ctx.Err()
 			}
 		}
-		if err := e.streamAttempt(ctx, ref.Name, idx, fmt.Sprintf("[attempt %d] ", idx), opts.Follow, w); err != nil {
+		if err := e.streamAttempt(ctx, ref.Name, idx, fmt.Sprintf("[attempt %d] ", idx), opts, w); err != nil {
 			return err
 		}
 	}
 }
 
 // streamAttempt copies one attempt's log to w line by line with prefix; with
-// follow it keeps reading until the attempt has ended and the file is drained.
-func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix string, follow bool, w io.Writer) error {
+// follow it keeps reading until the attempt has ended and the file is
+// drained. Timestamps and SinceSeconds read when each line was written
+// from the log's index (logtime).
+func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix string, opts backend.LogOptions, w io.Writer) error {
+	follow := opts.Follow
 	e.mu.Lock()
 	r, ok := e.job(job)
 	if !ok || idx >= len(r.Attempts) {
@@ -487,6 +491,7 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 	var f *os.File
 	var reader *bufio.Reader
 	var partial []byte
+	lines := logtime.NewFilter(path, opts.Timestamps, opts.SinceSeconds, prefix)
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	defer func() {
@@ -509,7 +514,7 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 			for {
 				line, err := reader.ReadBytes('\n')
 				if len(line) > 0 && line[len(line)-1] == '\n' {
-					if _, werr := fmt.Fprintf(w, "%s%s", prefix, append(partial, line...)); werr != nil {
+					if _, werr := lines.Write(w, append(partial, line...)); werr != nil {
 						return werr
 					}
 					partial = nil
@@ -523,7 +528,7 @@ func (e *Engine) streamAttempt(ctx context.Context, job string, idx int, prefix 
 		}
 		if ended || !follow {
 			if len(partial) > 0 {
-				fmt.Fprintf(w, "%s%s\n", prefix, partial)
+				_, _ = lines.Write(w, append(partial, '\n'))
 			}
 			return nil
 		}

@@ -395,7 +395,7 @@ func (e *Engine) serviceLogs(ctx context.Context, name string, opts backend.LogO
 	if err != nil {
 		return err
 	}
-	return st.svc.Logs(ctx, opts.Replica, opts.Follow, w)
+	return st.svc.LogsStamped(ctx, opts.Replica, opts.Follow, opts.Timestamps, opts.SinceSeconds, w)
 }
 
 // shimRunner starts each replica through the pod layer, as a job's

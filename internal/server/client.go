@@ -356,10 +356,6 @@ func objectPath(ref backend.Ref) string {
 // Logs implements backend.Backend.
 func (c *Client) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOptions, w io.Writer) error {
 	switch {
-	case opts.Timestamps:
-		return fmt.Errorf("--timestamps: the local engine does not record when each log line was written (it does on --target kubernetes)")
-	case opts.SinceSeconds > 0:
-		return fmt.Errorf("--since: the local engine does not record when each log line was written (it does on --target kubernetes); use --tail")
 	case opts.Previous && ref.Kind == "service":
 		return fmt.Errorf("--previous: the local engine keeps one log per replica, across its restarts: petrel logs %s/%s --replica N shows them all", ref.Kind, ref.Name)
 	}
@@ -367,6 +363,12 @@ func (c *Client) Logs(ctx context.Context, ref backend.Ref, opts backend.LogOpti
 	q.Set("attempt", strconv.Itoa(opts.Attempt))
 	q.Set("replica", strconv.Itoa(opts.Replica))
 	q.Set("follow", strconv.FormatBool(opts.Follow))
+	if opts.Timestamps {
+		q.Set("timestamps", "true")
+	}
+	if opts.SinceSeconds > 0 {
+		q.Set("sinceSeconds", strconv.FormatInt(opts.SinceSeconds, 10))
+	}
 	path := objectPath(ref) + "/logs?" + q.Encode()
 	// A job's log stream is the same bytes every time it is read (attempt
 	// logs are append-only files, streamed in order), so a follow cut by

@@ -394,6 +394,15 @@ func (s *Server) routes() http.Handler {
 		if v := q.Get("replica"); v != "" {
 			opts.Replica, _ = strconv.Atoi(v)
 		}
+		opts.Timestamps = q.Get("timestamps") == "true"
+		if v := q.Get("sinceSeconds"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				writeErr(w, fmt.Errorf("sinceSeconds %q: want a whole number of seconds, 0 or more", v))
+				return
+			}
+			opts.SinceSeconds = n
+		}
 		ref := backend.Ref{Kind: r.PathValue("kind"), Name: r.PathValue("name")}
 		// Check existence first so a missing object is a 404, not a stream.
 		var err error

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/petrel-dev/petrel/internal/backend"
+	"github.com/petrel-dev/petrel/internal/logtime"
 )
 
 // Logs writes replica logs to w: one replica by index, or with replica −1
@@ -20,6 +21,14 @@ import (
 // keeps streaming new lines until ctx ends or the replicas are gone.
 // It returns an error wrapping backend.ErrNotFound for an unknown index.
 func (s *Service) Logs(ctx context.Context, replica int, follow bool, w io.Writer) error {
+	return s.LogsStamped(ctx, replica, follow, false, 0, w)
+}
+
+// LogsStamped is Logs with kubectl's --timestamps (each line after its
+// prefix starts with the time it was written, RFC 3339 in UTC) and
+// --since (sinceSeconds > 0: only lines written in the last that many
+// seconds), read from each replica log's index (logtime).
+func (s *Service) LogsStamped(ctx context.Context, replica int, follow, stamps bool, sinceSeconds int64, w io.Writer) error {
 	s.mu.Lock()
 	type target struct {
 		index   int
@@ -48,7 +57,7 @@ func (s *Service) Logs(ctx context.Context, replica int, follow bool, w io.Write
 			if replica < 0 {
 				prefix = fmt.Sprintf("[replica %d] ", t.index)
 			}
-			if err := tailFile(ctx, t.path, prefix, nil, lw); err != nil {
+			if err := tailFile(ctx, t.path, logtime.NewFilter(t.path, stamps, sinceSeconds, prefix), nil, lw); err != nil {
 				return err
 			}
 		}
@@ -64,7 +73,7 @@ func (s *Service) Logs(ctx context.Context, replica int, follow bool, w io.Write
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = tailFile(ctx, t.path, prefix, t.removed, lw)
+			errs[i] = tailFile(ctx, t.path, logtime.NewFilter(t.path, stamps, sinceSeconds, prefix), t.removed, lw)
 		}()
 	}
 	wg.Wait()
@@ -80,10 +89,10 @@ type lineWriter struct {
 	w  io.Writer
 }
 
-func (l *lineWriter) line(prefix string, b []byte) error {
+func (l *lineWriter) line(f *logtime.Filter, b []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, err := fmt.Fprintf(l.w, "%s%s", prefix, b); err != nil {
+	if _, err := f.Write(l.w, b); err != nil {
 		return err
 	}
 	if f, ok := l.w.(interface{ Flush() }); ok {
@@ -92,10 +101,10 @@ func (l *lineWriter) line(prefix string, b []byte) error {
 	return nil
 }
 
-// tailFile copies path's lines to w with prefix; with until non-nil it
-// keeps reading new lines (every 100 ms) until until is closed or ctx
-// ends, then copies what is left.
-func tailFile(ctx context.Context, path, prefix string, until <-chan struct{}, w *lineWriter) error {
+// tailFile copies path's lines to w through lines (prefix, timestamps);
+// with until non-nil it keeps reading new lines (every 100 ms) until until
+// is closed or ctx ends, then copies what is left.
+func tailFile(ctx context.Context, path string, lines *logtime.Filter, until <-chan struct{}, w *lineWriter) error {
 	var f *os.File
 	var rd *bufio.Reader
 	var partial []byte
@@ -129,7 +138,7 @@ func tailFile(ctx context.Context, path, prefix string, until <-chan struct{}, w
 				if err != nil {
 					break
 				}
-				if werr := w.line(prefix, partial); werr != nil {
+				if werr := w.line(lines, partial); werr != nil {
 					return werr
 				}
 				partial = nil
@@ -137,7 +146,7 @@ func tailFile(ctx context.Context, path, prefix string, until <-chan struct{}, w
 		}
 		if last {
 			if len(partial) > 0 {
-				return w.line(prefix, append(partial, '\n'))
+				return w.line(lines, append(partial, '\n'))
 			}
 			return nil
 		}

@@ -65,8 +65,8 @@ func NewCmd(f *factory.Factory) *cobra.Command {
 	fl.IntVar(&opts.Opts.Attempt, "attempt", -1, "only this attempt (0-based); default every attempt, prefixed")
 	fl.IntVar(&opts.Opts.Replica, "replica", -1, "only this replica of a service")
 	fl.IntVar(&opts.Tail, "tail", -1, "print only the last N lines (then follow, with -f)")
-	fl.DurationVar(&opts.Since, "since", 0, "only lines of the last duration, e.g. 10m (--target kubernetes)")
-	fl.BoolVar(&opts.Opts.Timestamps, "timestamps", false, "prefix each line with the time it was written (--target kubernetes)")
+	fl.DurationVar(&opts.Since, "since", 0, "only lines written in the last duration, e.g. 10m")
+	fl.BoolVar(&opts.Opts.Timestamps, "timestamps", false, "prefix each line with the time it was written (RFC 3339, UTC)")
 	fl.BoolVarP(&opts.Previous, "previous", "p", false, "a job's last failed attempt, or a service replica's previous container")
 	return cmd
 }

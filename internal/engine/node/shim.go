@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/petrel-dev/petrel/internal/logtime"
 )
 
 // The shim is petrel's per-attempt process owner, like containerd-shim or
@@ -162,21 +164,28 @@ func RunShim(dir string) error {
 			fmt.Fprintf(msgs, "petrel: resource limits not enforced: %v\n", limitErr)
 		}
 	}
+	// Output goes through the shim, as through a container runtime's
+	// shim: it appends it to the log and records when each part was
+	// written (logtime), for logs --timestamps and --since.
 	var out io.Writer = log
 	var copied chan struct{}
 	var pipeW *os.File
-	if cfg.LinePrefix != "" {
-		pr, pw, perr := os.Pipe()
-		if perr == nil {
-			pipeW = pw
-			copied = make(chan struct{})
-			go func() {
-				defer close(copied)
-				copyPrefixed(log, pr, cfg.LinePrefix)
-				pr.Close()
-			}()
-			out = pw
+	if pr, pw, perr := os.Pipe(); perr == nil {
+		times, terr := logtime.Create(logPath)
+		if terr != nil {
+			fmt.Fprintf(msgs, "petrel: log timestamps not recorded: %v\n", terr)
 		}
+		pipeW = pw
+		copied = make(chan struct{})
+		go func() {
+			defer close(copied)
+			copyOutput(log, times, pr, cfg.LinePrefix)
+			pr.Close()
+			if times != nil {
+				times.Close()
+			}
+		}()
+		out = pw
 	}
 	cmd := &exec.Cmd{Path: cfg.Argv[0], Args: cfg.Argv, Env: cfg.Env, Dir: cfg.Dir, Stdout: out, Stderr: out}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -324,10 +333,30 @@ func ReapLost(dir string) {
 	}
 }
 
-// copyPrefixed appends each line read from r to w with prefix before it,
-// one write per line (O_APPEND makes each write land whole), until EOF.
-// A last line without a newline gets one.
-func copyPrefixed(w io.Writer, r io.Reader, prefix string) {
+// copyOutput appends what the workload writes (r) to log until EOF and
+// marks each write in times (nil: not recorded). Without a prefix the
+// bytes are copied as they come; with one (the workers of a gang share a
+// log) each line is written whole in one append with prefix before it,
+// and a last line without a newline gets one.
+func copyOutput(log *os.File, times *logtime.Writer, r io.Reader, prefix string) {
+	mark := func() {
+		if times != nil {
+			times.Mark(log, time.Now())
+		}
+	}
+	if prefix == "" {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				_, _ = log.Write(buf[:n])
+				mark()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	var line []byte
 	for {
@@ -340,7 +369,8 @@ func copyPrefixed(w io.Writer, r io.Reader, prefix string) {
 			if line[len(line)-1] != '\n' {
 				line = append(line, '\n')
 			}
-			_, _ = w.Write(append([]byte(prefix), line...))
+			_, _ = log.Write(append([]byte(prefix), line...))
+			mark()
 			line = line[:0]
 		}
 		if err != nil {
