@@ -54,6 +54,12 @@ type Backend interface {
 	// for it; running processes/pods are stopped first.
 	Delete(ctx context.Context, ref Ref) error
 
+	// Preempt stops the job's running pods as a disruption: locally SIGTERM
+	// with the grace period and the DisruptionTarget condition; on
+	// Kubernetes through the Eviction API (policy/v1). It returns an error
+	// when the job does not exist or has no running pod.
+	Preempt(ctx context.Context, name string) error
+
 	// Diagnose explains what is wrong with a workload, if anything.
 	Diagnose(ctx context.Context, ref Ref) ([]Finding, error)
 }

@@ -243,15 +243,53 @@ func attemptOf(i int, p *corev1.Pod, pfp *v1alpha1.PodFailurePolicy) backend.Att
 			a.Reason, a.Message = c.Reason, c.Message // Unschedulable: "0/3 nodes are available: …"
 		}
 	}
-	if p.Status.Phase == corev1.PodFailed && a.ExitCode != nil && pfp != nil {
+	if p.Status.Phase == corev1.PodFailed {
+		a.Ignored = ignoredByPolicy(p, a.ExitCode, pfp)
+	}
+	return a
+}
+
+// ignoredByPolicy reports whether the first podFailurePolicy rule that
+// matches the failed pod p is Ignore, as the Job controller decides
+// (matchPodFailurePolicy in pkg/controller/job/pod_failure_policy.go):
+// rules in order, onExitCodes against the main container's exit code,
+// onPodConditions against the pod's conditions (status default True). A
+// pod with a DisruptionTarget condition and no matching rule is ignored
+// too when the job is distributed: the rendered policy adds that rule
+// (distribute in render.go), with pfp nil or not.
+func ignoredByPolicy(p *corev1.Pod, exitCode *int32, pfp *v1alpha1.PodFailurePolicy) bool {
+	if pfp != nil {
 		for _, r := range pfp.Rules {
-			if r.OnExitCodes != nil && r.OnExitCodes.Matches(*a.ExitCode) {
-				a.Ignored = r.Action == v1alpha1.PodFailurePolicyActionIgnore
-				break
+			switch {
+			case r.OnExitCodes != nil:
+				if exitCode != nil && r.OnExitCodes.Matches(*exitCode) {
+					return r.Action == v1alpha1.PodFailurePolicyActionIgnore
+				}
+			case len(r.OnPodConditions) > 0:
+				for _, pat := range r.OnPodConditions {
+					status := corev1.ConditionTrue
+					if pat.Status != "" {
+						status = corev1.ConditionStatus(pat.Status)
+					}
+					if hasPodCondition(p, corev1.PodConditionType(pat.Type), status) {
+						return r.Action == v1alpha1.PodFailurePolicyActionIgnore
+					}
+				}
 			}
 		}
 	}
-	return a
+	return p.Annotations[batchv1.JobCompletionIndexAnnotation] != "" &&
+		hasPodCondition(p, corev1.DisruptionTarget, corev1.ConditionTrue)
+}
+
+// hasPodCondition reports whether p has condition t with status st.
+func hasPodCondition(p *corev1.Pod, t corev1.PodConditionType, st corev1.ConditionStatus) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == t && c.Status == st {
+			return true
+		}
+	}
+	return false
 }
 
 // waitingReason says why no attempt of an unfinished job runs. Attempts

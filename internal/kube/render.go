@@ -402,16 +402,27 @@ func (r *renderer) trainingJob(d *spec.Document, j *v1alpha1.TrainingJob) {
 	if pfp := s.PodFailurePolicy; pfp != nil && len(pfp.Rules) > 0 {
 		job.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{}
 		for _, rule := range pfp.Rules {
-			if rule.OnExitCodes == nil {
-				continue // validation rejects this; nothing to render
-			}
-			job.Spec.PodFailurePolicy.Rules = append(job.Spec.PodFailurePolicy.Rules, batchv1.PodFailurePolicyRule{
-				Action: batchv1.PodFailurePolicyAction(rule.Action),
-				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+			out := batchv1.PodFailurePolicyRule{Action: batchv1.PodFailurePolicyAction(rule.Action)}
+			switch {
+			case rule.OnExitCodes != nil:
+				out.OnExitCodes = &batchv1.PodFailurePolicyOnExitCodesRequirement{
 					Operator: batchv1.PodFailurePolicyOnExitCodesOperator(rule.OnExitCodes.Operator),
 					Values:   append([]int32(nil), rule.OnExitCodes.Values...),
-				},
-			})
+				}
+			case len(rule.OnPodConditions) > 0:
+				for _, c := range rule.OnPodConditions {
+					status := corev1.ConditionTrue // batch/v1 default
+					if c.Status != "" {
+						status = corev1.ConditionStatus(c.Status)
+					}
+					out.OnPodConditions = append(out.OnPodConditions, batchv1.PodFailurePolicyOnPodConditionsPattern{
+						Type: corev1.PodConditionType(c.Type), Status: status,
+					})
+				}
+			default:
+				continue // validation rejects this; nothing to render
+			}
+			job.Spec.PodFailurePolicy.Rules = append(job.Spec.PodFailurePolicy.Rules, out)
 		}
 	}
 	if s.Distributed() {
@@ -468,6 +479,16 @@ func (r *renderer) distribute(job *batchv1.Job, j *v1alpha1.TrainingJob) {
 	if job.Spec.PodFailurePolicy == nil {
 		job.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{}
 	}
+	// A worker stopped by a disruption (eviction, preemption, `petrel
+	// preempt`) has the DisruptionTarget condition; an Ignore rule on it,
+	// before the fail-fast rule, keeps it from failing the Job (the Job
+	// controller's first matching rule wins: matchPodFailurePolicy).
+	if !hasDisruptionRule(s.PodFailurePolicy) {
+		job.Spec.PodFailurePolicy.Rules = append(job.Spec.PodFailurePolicy.Rules, batchv1.PodFailurePolicyRule{
+			Action:          batchv1.PodFailurePolicyActionIgnore,
+			OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}},
+		})
+	}
 	job.Spec.PodFailurePolicy.Rules = append(job.Spec.PodFailurePolicy.Rules, batchv1.PodFailurePolicyRule{
 		Action:      batchv1.PodFailurePolicyActionFailJob,
 		OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpNotIn, Values: []int32{0}},
@@ -479,10 +500,30 @@ func (r *renderer) distribute(job *batchv1.Job, j *v1alpha1.TrainingJob) {
 			ClusterIP:                corev1.ClusterIPNone,
 			Selector:                 Selector(KindJob, name),
 			PublishNotReadyAddresses: true,
-			Ports:                    []corev1.ServicePort{{Name: "rendezvous", Port: v1alpha1.DefaultMasterPort, Protocol: corev1.ProtocolTCP}},
+			Ports: []corev1.ServicePort{{
+				Name: "rendezvous", Port: v1alpha1.DefaultMasterPort,
+				TargetPort: intstr.FromInt32(v1alpha1.DefaultMasterPort), Protocol: corev1.ProtocolTCP,
+			}},
 		},
 	})
-	r.note("TrainingJob %s runs %d workers as an Indexed Job: worker 0 is %s:%s; the first worker to fail fails the Job (a plain Job cannot restart the whole gang).", name, n, master, port)
+	r.note("TrainingJob %s runs %d workers as an Indexed Job: worker 0 is %s:%s; the first worker to fail fails the Job (a plain Job cannot restart the whole gang); an evicted or preempted worker (DisruptionTarget) is ignored and the Job controller re-creates only that index, not the gang.", name, n, master, port)
+}
+
+// hasDisruptionRule reports whether the spec's podFailurePolicy already has
+// a rule on the DisruptionTarget pod condition, in which case the user's
+// rule decides and distribute adds no Ignore rule of its own.
+func hasDisruptionRule(pfp *v1alpha1.PodFailurePolicy) bool {
+	if pfp == nil {
+		return false
+	}
+	for _, rule := range pfp.Rules {
+		for _, c := range rule.OnPodConditions {
+			if c.Type == v1alpha1.PodConditionDisruptionTarget {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (r *renderer) inferenceService(d *spec.Document, is *v1alpha1.InferenceService) {

@@ -523,4 +523,49 @@ func TestRenderDistributedJobIsAnIndexedJobWithAHeadlessService(t *testing.T) {
 	if last := rules[len(rules)-1]; last.Action != batchv1.PodFailurePolicyActionFailJob || last.OnExitCodes.Operator != batchv1.PodFailurePolicyOnExitCodesOpNotIn {
 		t.Errorf("podFailurePolicy %+v, want a last rule failing the job at the first non-zero exit", rules)
 	}
+	if p := svc.Spec.Ports[0]; p.TargetPort.IntValue() != int(p.Port) {
+		t.Errorf("service port %+v, want targetPort = port", p)
+	}
+	if len(rules) < 2 {
+		t.Fatalf("podFailurePolicy %+v, want an Ignore rule on DisruptionTarget before the fail-fast rule", rules)
+	}
+	ign := rules[len(rules)-2]
+	if ign.Action != batchv1.PodFailurePolicyActionIgnore || len(ign.OnPodConditions) != 1 ||
+		ign.OnPodConditions[0].Type != corev1.DisruptionTarget || ign.OnPodConditions[0].Status != corev1.ConditionTrue {
+		t.Errorf("rule before fail-fast %+v, want Ignore on DisruptionTarget=True", ign)
+	}
+}
+
+// TestRenderOnPodConditionsRules: a spec rule on pod conditions renders as
+// batch/v1 onPodConditions with status defaulting to True, and a
+// distributed job whose spec already has a DisruptionTarget rule gets no
+// second one from petrel.
+func TestRenderOnPodConditionsRules(t *testing.T) {
+	docs := parseString(t, `apiVersion: petrel.dev/v1alpha1
+kind: TrainingJob
+metadata:
+  name: ddp
+spec:
+  image: python:3.12-slim
+  command: [python, train.py]
+  numNodes: 2
+  podFailurePolicy:
+    rules:
+    - action: FailJob
+      onPodConditions:
+      - type: DisruptionTarget
+`)
+	set, err := Render(docs, Options{Namespace: "ml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := find[*batchv1.Job](t, set, "ddp").Spec.PodFailurePolicy.Rules
+	if len(rules) != 2 {
+		t.Fatalf("rules %+v, want the spec's rule and the fail-fast rule only", rules)
+	}
+	r := rules[0]
+	if r.Action != batchv1.PodFailurePolicyActionFailJob || len(r.OnPodConditions) != 1 ||
+		r.OnPodConditions[0].Type != corev1.DisruptionTarget || r.OnPodConditions[0].Status != corev1.ConditionTrue {
+		t.Errorf("rule 0 %+v, want FailJob on DisruptionTarget=True", r)
+	}
 }

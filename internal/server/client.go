@@ -342,6 +342,11 @@ func (c *Client) Scale(ctx context.Context, name string, replicas int32) error {
 	return c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(name)+"/scale?replicas="+strconv.Itoa(int(replicas)), nil, nil)
 }
 
+// Preempt implements backend.Backend: POST /v1/jobs/NAME/preempt.
+func (c *Client) Preempt(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(name)+"/preempt", nil, nil)
+}
+
 // ListVolumes implements backend.Backend.
 func (c *Client) ListVolumes(ctx context.Context) ([]backend.VolumeStatus, error) {
 	var out []backend.VolumeStatus

@@ -368,6 +368,13 @@ func (s *Server) routes() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]int64{"replicas": n})
 	})
+	mux.HandleFunc("POST /v1/jobs/{name}/preempt", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.eng.Preempt(r.Context(), r.PathValue("name")); err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, backend.Ref{Kind: "job", Name: r.PathValue("name")})
+	})
 	// Kind-generic routes: kind is job, service or volume.
 	mux.HandleFunc("DELETE /v1/objects/{kind}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		ref := backend.Ref{Kind: r.PathValue("kind"), Name: r.PathValue("name")}

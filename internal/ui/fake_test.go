@@ -65,6 +65,7 @@ func (f *fakeBackend) Metrics(_ context.Context, name string) ([]backend.MetricP
 }
 
 func (f *fakeBackend) Delete(context.Context, backend.Ref) error { return fmt.Errorf("read-only") }
+func (f *fakeBackend) Preempt(context.Context, string) error     { return fmt.Errorf("read-only") }
 func (f *fakeBackend) Diagnose(context.Context, backend.Ref) ([]backend.Finding, error) {
 	return nil, nil
 }

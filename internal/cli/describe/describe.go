@@ -187,6 +187,17 @@ func Job(w io.Writer, j *backend.Job) {
 			if r.OnExitCodes != nil {
 				fmt.Fprintf(w, "Failure rule %d: %s on exit codes %s %v\n", i, r.Action, r.OnExitCodes.Operator, r.OnExitCodes.Values)
 			}
+			if len(r.OnPodConditions) > 0 {
+				conds := make([]string, len(r.OnPodConditions))
+				for k, c := range r.OnPodConditions {
+					st := c.Status
+					if st == "" {
+						st = "True" // batch/v1 default
+					}
+					conds[k] = c.Type + "=" + st
+				}
+				fmt.Fprintf(w, "Failure rule %d: %s on pod conditions %s\n", i, r.Action, strings.Join(conds, ", "))
+			}
 		}
 	}
 	fmt.Fprintf(w, "Attempts:       %d active, %d succeeded, %d failed\n", j.Active, j.Succeeded, j.Failed)

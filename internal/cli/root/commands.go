@@ -12,6 +12,7 @@ import (
 	"github.com/petrel-dev/petrel/internal/cli/lint"
 	"github.com/petrel-dev/petrel/internal/cli/logs"
 	"github.com/petrel-dev/petrel/internal/cli/metrics"
+	"github.com/petrel-dev/petrel/internal/cli/preempt"
 	"github.com/petrel-dev/petrel/internal/cli/render"
 	"github.com/petrel-dev/petrel/internal/cli/scale"
 	"github.com/petrel-dev/petrel/internal/cli/serve"
@@ -27,6 +28,7 @@ func init() {
 		func(f *factory.Factory) *cobra.Command { return train.NewCmd(f, nil) },
 		func(f *factory.Factory) *cobra.Command { return serve.NewCmd(f, nil) },
 		func(f *factory.Factory) *cobra.Command { return scale.NewCmd(f, nil) },
+		func(f *factory.Factory) *cobra.Command { return preempt.NewCmd(f, nil) },
 		apply.NewCmd,
 		get.NewCmd,
 		describe.NewCmd,

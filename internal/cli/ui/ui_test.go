@@ -116,6 +116,7 @@ func (clusterJobs) GetService(_ context.Context, n string) (*backend.Service, er
 }
 func (clusterJobs) ListServices(context.Context) ([]backend.Service, error)     { return nil, nil }
 func (clusterJobs) Scale(context.Context, string, int32) error                  { return nil }
+func (clusterJobs) Preempt(context.Context, string) error                       { return nil }
 func (clusterJobs) ListVolumes(context.Context) ([]backend.VolumeStatus, error) { return nil, nil }
 func (clusterJobs) Logs(context.Context, backend.Ref, backend.LogOptions, io.Writer) error {
 	return nil

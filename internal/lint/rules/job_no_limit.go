@@ -37,8 +37,14 @@ func init() {
 				if s.Resources.GPU > 0 {
 					sev, cost = backend.SeverityWarning, " while holding GPUs"
 				}
+				retried := "a failing run is retried 6 times"
+				if s.Distributed() {
+					// render.go's distribute adds a FailJob rule on any
+					// non-zero exit; the local engine retries the gang.
+					retried = "on Kubernetes the first failing worker fails the job (fail-fast rule), locally the whole gang is retried up to 6 times"
+				}
 				p.ReportSeverity(sev, o, lint.Path{"spec"}, "",
-					"neither backoffLimit nor activeDeadlineSeconds is set: a failing run is retried 6 times and a hung one runs without limit%s", cost)
+					"neither backoffLimit nor activeDeadlineSeconds is set: %s and a hung one runs without limit%s", retried, cost)
 			}
 		},
 	})

@@ -196,6 +196,7 @@ spec:
 		{"cpu job without limits is a note", "PTL-JOB-003", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: i:1}]\n", 1, backend.SeverityInfo, ""},
 		{"job with deadline only", "PTL-JOB-003", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  activeDeadlineSeconds: 60\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: i:1}]\n", 0, "", ""},
 		{"petrel gpu training job without limits", "PTL-JOB-003", petrelHeader + "kind: TrainingJob\nmetadata: {name: t}\nspec: {command: [python3, train.py], resources: {gpu: 1}}\n", 1, backend.SeverityWarning, ""},
+		{"petrel distributed job says fail-fast, not 6 retries", "PTL-JOB-003", petrelHeader + "kind: TrainingJob\nmetadata: {name: t}\nspec: {command: [python3, train.py], numNodes: 2}\n", 1, backend.SeverityInfo, "first failing worker fails the job"},
 		// JOB-004
 		{"ttl zero", "PTL-JOB-004", job("      - {name: c, image: i:1}\n", "  ttlSecondsAfterFinished: 0\n"), 1, "", "the moment it finishes"},
 		{"ttl a day", "PTL-JOB-004", job("      - {name: c, image: i:1}\n", "  ttlSecondsAfterFinished: 86400\n"), 0, "", ""},
