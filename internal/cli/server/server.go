@@ -76,6 +76,7 @@ it in the background when none is running.`,
 			return nil
 		},
 	})
+	cmd.AddCommand(newInstallCmd(f))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status",
 		Short: "Show whether the server runs, its GPUs and whether limits are enforced",
