@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -403,8 +404,9 @@ spec:
 	if r := e.must("logs", "retry", "--tail", "1"); strings.TrimSpace(r.stdout) != "[attempt 1] second" {
 		t.Errorf("logs --tail 1: %q", r.stdout)
 	}
-	if r := e.petrel("logs", "retry", "--timestamps"); r.code == 0 || !strings.Contains(r.stderr, "does not record") {
-		t.Errorf("logs --timestamps locally: exit %d, %q", r.code, r.stderr)
+	// [attempt 1] 2026-12-05T07:20:01.123456789Z second
+	if r := e.must("logs", "retry", "--timestamps", "--attempt", "1"); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z second\n$`).MatchString(r.stdout) {
+		t.Errorf("logs --timestamps --attempt 1: %q", r.stdout)
 	}
 
 	if r := e.must("describe", "volume", "scratch"); !strings.Contains(r.stdout, "Mounted by:     job/retry at /scratch") || !strings.Contains(r.stdout, "Size:           1Mi") {
