@@ -145,6 +145,36 @@ type PodFailurePolicyOnPodConditionsPattern struct {
 	Status string `yaml:"status,omitempty" json:"status,omitempty"`
 }
 
+// Match returns the index of the first rule that matches a failed pod, or
+// -1 (matchPodFailurePolicy in pkg/controller/job/pod_failure_policy.go):
+// rules in order, onExitCodes against the main container's exit code
+// (nil: none recorded), onPodConditions through hasCondition(type,
+// status), the pattern's status defaulting to True.
+func (p *PodFailurePolicy) Match(exitCode *int32, hasCondition func(typ, status string) bool) int {
+	if p == nil {
+		return -1
+	}
+	for i, r := range p.Rules {
+		switch {
+		case r.OnExitCodes != nil:
+			if exitCode != nil && r.OnExitCodes.Matches(*exitCode) {
+				return i
+			}
+		case len(r.OnPodConditions) > 0:
+			for _, c := range r.OnPodConditions {
+				status := c.Status
+				if status == "" {
+					status = "True"
+				}
+				if hasCondition(c.Type, status) {
+					return i
+				}
+			}
+		}
+	}
+	return -1
+}
+
 // PodConditionDisruptionTarget is the pod condition type set on a pod
 // stopped by a disruption (core/v1 DisruptionTarget): eviction,
 // preemption, `petrel preempt`.

@@ -258,25 +258,10 @@ func attemptOf(i int, p *corev1.Pod, pfp *v1alpha1.PodFailurePolicy) backend.Att
 // too when the job is distributed: the rendered policy adds that rule
 // (distribute in render.go), with pfp nil or not.
 func ignoredByPolicy(p *corev1.Pod, exitCode *int32, pfp *v1alpha1.PodFailurePolicy) bool {
-	if pfp != nil {
-		for _, r := range pfp.Rules {
-			switch {
-			case r.OnExitCodes != nil:
-				if exitCode != nil && r.OnExitCodes.Matches(*exitCode) {
-					return r.Action == v1alpha1.PodFailurePolicyActionIgnore
-				}
-			case len(r.OnPodConditions) > 0:
-				for _, pat := range r.OnPodConditions {
-					status := corev1.ConditionTrue
-					if pat.Status != "" {
-						status = corev1.ConditionStatus(pat.Status)
-					}
-					if hasPodCondition(p, corev1.PodConditionType(pat.Type), status) {
-						return r.Action == v1alpha1.PodFailurePolicyActionIgnore
-					}
-				}
-			}
-		}
+	if i := pfp.Match(exitCode, func(typ, status string) bool {
+		return hasPodCondition(p, corev1.PodConditionType(typ), corev1.ConditionStatus(status))
+	}); i >= 0 {
+		return pfp.Rules[i].Action == v1alpha1.PodFailurePolicyActionIgnore
 	}
 	return p.Annotations[batchv1.JobCompletionIndexAnnotation] != "" &&
 		hasPodCondition(p, corev1.DisruptionTarget, corev1.ConditionTrue)

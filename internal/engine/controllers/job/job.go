@@ -234,35 +234,22 @@ func failuresSinceLastSuccess(pods []Pod) (int, time.Time) {
 // (matchPodFailurePolicy in pkg/controller/job/pod_failure_policy.go).
 // No match counts the failure.
 func matchPodFailurePolicy(p *v1alpha1.PodFailurePolicy, pod Pod) (v1alpha1.PodFailurePolicyAction, string) {
-	if p == nil {
+	// The only pod condition this controller reads is DisruptionTarget,
+	// present (True) only on a disrupted pod.
+	i := p.Match(pod.ExitCode, func(typ, status string) bool {
+		return typ == v1alpha1.PodConditionDisruptionTarget && status == "True" && pod.DisruptionTarget
+	})
+	if i < 0 {
 		return v1alpha1.PodFailurePolicyActionCount, ""
 	}
-	for i, rule := range p.Rules {
-		switch {
-		case rule.OnExitCodes != nil:
-			if pod.ExitCode == nil || !rule.OnExitCodes.Matches(*pod.ExitCode) {
-				continue
-			}
-			if rule.Action == v1alpha1.PodFailurePolicyActionFailJob {
-				return rule.Action, fmt.Sprintf("Container main for pod %s failed with exit code %d matching FailJob rule at index %d", pod.Name, *pod.ExitCode, i)
-			}
-			return rule.Action, ""
-		case len(rule.OnPodConditions) > 0:
-			// getMatchingPodConditionType: the only pod condition this
-			// controller reads is DisruptionTarget, present (True) only
-			// on a disrupted pod, so no other pattern can match.
-			for _, c := range rule.OnPodConditions {
-				if c.Type != v1alpha1.PodConditionDisruptionTarget || (c.Status != "" && c.Status != "True") || !pod.DisruptionTarget {
-					continue
-				}
-				if rule.Action == v1alpha1.PodFailurePolicyActionFailJob {
-					return rule.Action, fmt.Sprintf("Pod %s has condition %s matching FailJob rule at index %d", pod.Name, c.Type, i)
-				}
-				return rule.Action, ""
-			}
-		}
+	rule := p.Rules[i]
+	if rule.Action != v1alpha1.PodFailurePolicyActionFailJob {
+		return rule.Action, ""
 	}
-	return v1alpha1.PodFailurePolicyActionCount, ""
+	if rule.OnExitCodes != nil {
+		return rule.Action, fmt.Sprintf("Container main for pod %s failed with exit code %d matching FailJob rule at index %d", pod.Name, *pod.ExitCode, i)
+	}
+	return rule.Action, fmt.Sprintf("Pod %s has condition %s matching FailJob rule at index %d", pod.Name, v1alpha1.PodConditionDisruptionTarget, i)
 }
 
 func deadline(seconds int64) time.Duration {
