@@ -444,3 +444,21 @@ func metricsSummary(m map[string]float64) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// KindName reads a command's "KIND NAME" or "KIND/NAME" arguments for a
+// command that works on one kind (want: job, service or volume) and
+// returns the name; usage is the command's synopsis for the errors.
+func KindName(args []string, want, usage string) (string, error) {
+	kind, name := args[0], ""
+	if len(args) == 2 {
+		name = args[1]
+	} else if k, n, ok := strings.Cut(args[0], "/"); ok {
+		kind, name = k, n
+	} else {
+		return "", fmt.Errorf("name required: %s", usage)
+	}
+	if k, err := NormalizeKind(kind); err != nil || k != want {
+		return "", fmt.Errorf("%s works on %ss, not %q: %s", strings.Fields(usage)[1], want, kind, usage)
+	}
+	return name, nil
+}

@@ -4,7 +4,6 @@ package preempt
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -37,16 +36,9 @@ again.`,
   petrel preempt job/digits-ddp`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, name := args[0], ""
-			if len(args) == 2 {
-				name = args[1]
-			} else if k, n, ok := strings.Cut(args[0], "/"); ok {
-				kind, name = k, n
-			} else {
-				return fmt.Errorf("name required: petrel preempt job NAME")
-			}
-			if k, err := get.NormalizeKind(kind); err != nil || k != "job" {
-				return fmt.Errorf("preempt works on jobs, not %q: petrel preempt job NAME", kind)
+			name, err := get.KindName(args, "job", "petrel preempt job NAME")
+			if err != nil {
+				return err
 			}
 			opts.Name = name
 			if runF != nil {

@@ -4,7 +4,6 @@ package scale
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -34,16 +33,9 @@ again; scaling down drains the replicas it removes.`,
   petrel scale service/digits --replicas 0`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, name := args[0], ""
-			if len(args) == 2 {
-				name = args[1]
-			} else if k, n, ok := strings.Cut(args[0], "/"); ok {
-				kind, name = k, n
-			} else {
-				return fmt.Errorf("name required: petrel scale service NAME --replicas N")
-			}
-			if k, err := get.NormalizeKind(kind); err != nil || k != "service" {
-				return fmt.Errorf("scale works on services, not %q: petrel scale service NAME --replicas N", kind)
+			name, err := get.KindName(args, "service", "petrel scale service NAME --replicas N")
+			if err != nil {
+				return err
 			}
 			if opts.Replicas < 0 {
 				return fmt.Errorf("--replicas is required and must be 0 or more")
