@@ -38,6 +38,12 @@ type Config struct {
 	// is appended. Default: /proc/self/exe shim (this very binary, even
 	// after its file was removed).
 	ShimArgv []string
+	// LBArgv is the argv prefix that runs a service's load-balancer
+	// process (serving.RunLB); the service's lb directory is appended.
+	// Default: /proc/self/exe lb when ShimArgv is defaulted too; empty
+	// (tests that bring their own shim): load balancers run in this
+	// process and go down with it.
+	LBArgv []string
 	// Logf receives the engine's own log lines (default: discard).
 	Logf func(format string, args ...any)
 	// Clock is the controllers' clock (default: the real one); tests of
@@ -109,6 +115,9 @@ func New(cfg Config) (*Engine, error) {
 		// /proc/self/exe, not os.Executable(): `go run` deletes its
 		// binary when it exits, while the server it started keeps running.
 		cfg.ShimArgv = []string{"/proc/self/exe", "shim"}
+		if len(cfg.LBArgv) == 0 {
+			cfg.LBArgv = []string{"/proc/self/exe", "lb"}
+		}
 	}
 	for _, d := range []string{cfg.Home, filepath.Join(cfg.Home, "jobs"), filepath.Join(cfg.Home, "volumes")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -25,13 +25,14 @@ import (
 )
 
 // Inference services run as internal/serving controllers: one per
-// service, with its load balancer in this process and each replica under
-// its own shim (so CPU and memory limits apply as for training attempts).
+// service, its load balancer a process of its own (`petrel lb DIR`, in
+// services/NAME/lb/) and each replica under its own shim (so CPU and
+// memory limits apply as for training attempts).
 // The desired state (spec, generation, load-balancer port, a `petrel
 // scale` count) is in the store's services table. A server that stops
 // leaves the replicas running; the next one adopts those still alive
 // (replica.json says which replica a directory holds) and serves on the
-// same port again.
+// same port again; the load-balancer process never stopped serving it.
 
 // serviceRecord is a service's stored desired state.
 type serviceRecord struct {
@@ -125,13 +126,32 @@ func (e *Engine) startService(rec *serviceRecord, adopt []serving.AdoptedReplica
 	if rec.Port != 0 {
 		cfg.Addr = "127.0.0.1:" + strconv.Itoa(rec.Port)
 	}
+	if len(e.cfg.LBArgv) > 0 {
+		// The data plane outside the control plane: the service's port is
+		// held by its own process, adopted here when it still runs.
+		rcfg := serving.RemoteConfig{Service: rec.Name, Dir: filepath.Join(e.serviceDir(rec.Name), "lb"),
+			Addr: cfg.Addr, Argv: e.cfg.LBArgv, Logf: e.cfg.Logf}
+		rb, err := serving.OpenRemoteBalancer(rcfg)
+		if err != nil && rec.Port != 0 {
+			e.cfg.Logf("service %s: port %d: %v; taking a new port", rec.Name, rec.Port, err)
+			rcfg.Addr = "127.0.0.1:0"
+			rb, err = serving.OpenRemoteBalancer(rcfg)
+		}
+		if err != nil {
+			return nil, err
+		}
+		cfg.Balancer = rb
+	}
 	svc, err := serving.NewService(cfg)
-	if err != nil && rec.Port != 0 {
+	if err != nil && rec.Port != 0 && cfg.Balancer == nil {
 		e.cfg.Logf("service %s: port %d: %v; taking a new port", rec.Name, rec.Port, err)
 		cfg.Addr = "127.0.0.1:0"
 		svc, err = serving.NewService(cfg)
 	}
 	if err != nil {
+		if cfg.Balancer != nil {
+			cfg.Balancer.Close() //nolint:errcheck
+		}
 		return nil, err
 	}
 	if u, err := url.Parse(svc.URL()); err == nil {

@@ -56,8 +56,12 @@ type Config struct {
 	// in output.log ("" = no logs).
 	LogDir string
 	// Addr is the load balancer's listen address (default 127.0.0.1:0, an
-	// assigned port).
+	// assigned port). Unused when Balancer is set.
 	Addr string
+	// Balancer, when set, routes the service's traffic (the local engine
+	// gives a RemoteBalancer, whose process outlives the server); nil: an
+	// in-process LoadBalancer listening on Addr.
+	Balancer Balancer
 	// SyncPeriod is the autoscaler's sync period (default 15 s, the HPA
 	// controller's --horizontal-pod-autoscaler-sync-period).
 	SyncPeriod time.Duration
@@ -133,7 +137,7 @@ type replica struct {
 // maxSurge/maxUnavailable. All methods are safe for concurrent use.
 type Service struct {
 	cfg    Config
-	lb     *LoadBalancer
+	lb     Balancer
 	runner Runner
 	clock  clock.Clock
 
@@ -183,13 +187,17 @@ func NewService(cfg Config) (*Service, error) {
 	if len(cfg.Spec.Command) == 0 {
 		return nil, fmt.Errorf("service %q has no command; set spec.command", cfg.Name)
 	}
-	s := &Service{cfg: cfg, lb: NewLoadBalancer(cfg.Name), runner: cfg.Runner, clock: cfg.Clock,
+	s := &Service{cfg: cfg, lb: cfg.Balancer, runner: cfg.Runner, clock: cfg.Clock,
 		changed: make(chan struct{}), pokeCh: make(chan struct{}, 1), created: time.Now()}
 	if err := s.setSpecLocked(cfg.Spec, cfg.Generation); err != nil {
 		return nil, err
 	}
-	if _, err := s.lb.Listen(cfg.Addr); err != nil {
-		return nil, err
+	if s.lb == nil {
+		lb := NewLoadBalancer(cfg.Name)
+		if _, err := lb.Listen(cfg.Addr); err != nil {
+			return nil, err
+		}
+		s.lb = lb
 	}
 	cpu, err := NewCPUSampler()
 	if err != nil {
@@ -204,12 +212,19 @@ func NewService(cfg Config) (*Service, error) {
 		s.events = slices.Delete(s.events, 0, len(s.events)-maxEvents)
 	}
 	s.changeCh = make(chan struct{}, 1)
+	var keep []string
 	for _, a := range cfg.Adopt {
 		r := s.addReplicaLocked(a.Index, a.Generation, a.Port)
 		r.restarts, r.lastReason = a.Restarts, a.LastReason
-		s.attachLocked(r, a.Proc, a.StartTime, "Adopted", "adopted")
+		// An adopted replica keeps the readiness its load balancer holds
+		// until its probes say otherwise, so a server restart takes no
+		// ready replica out of rotation (an in-process balancer is new
+		// and holds none).
+		s.attachLocked(r, a.Proc, a.StartTime, "Adopted", "adopted", s.lb.IsReady(r.name))
 		s.nextIndex = max(s.nextIndex, a.Index+1)
+		keep = append(keep, r.name)
 	}
+	s.lb.Retain(keep) // replicas that died while no controller ran
 	// An autoscaled service goes on with the count its replicas show, as
 	// a Deployment's spec.replicas outlives the HPA controller's restart;
 	// the autoscaler then decides from there with its usual windows.
@@ -282,8 +297,8 @@ func (s *Service) ResetScale() {
 // URL is the service's stable endpoint, e.g. http://127.0.0.1:40123.
 func (s *Service) URL() string { return s.lb.URL() }
 
-// LoadBalancer returns the service's load balancer.
-func (s *Service) LoadBalancer() *LoadBalancer { return s.lb }
+// Balancer returns the service's load balancer.
+func (s *Service) Balancer() Balancer { return s.lb }
 
 // Update applies a changed spec (and the environment and working
 // directory that come with it, as Config.Env and Config.Dir) with a new
@@ -583,7 +598,7 @@ func (s *Service) addReplicaLocked(idx int, generation int64, port int) *replica
 	r.spec = s.replicaSpecLocked(r)
 	s.replicas = append(s.replicas, r)
 	u, _ := url.Parse("http://127.0.0.1:" + strconv.Itoa(port))
-	s.lb.Add(r.name, u)
+	s.lb.AddEndpoint(r.name, u, NewProbeSpec(s.spec.ReadinessProbe, port))
 	return r
 }
 
@@ -667,21 +682,22 @@ func (s *Service) startLocked(r *replica) {
 		s.scheduleRestartLocked(r, time.Now())
 		return
 	}
-	s.attachLocked(r, proc, time.Now(), "Started", "started")
+	s.attachLocked(r, proc, time.Now(), "Started", "started", false)
 }
 
 // attachLocked makes proc r's running process: probes start (readiness
-// false until they pass) and its exit is watched.
-func (s *Service) attachLocked(r *replica, proc Proc, started time.Time, reason, verb string) {
+// as given until they have a result: false for a new process) and its
+// exit is watched.
+func (s *Service) attachLocked(r *replica, proc Proc, started time.Time, reason, verb string, ready bool) {
 	if r.podStart.IsZero() {
 		r.podStart = started
 	}
 	r.proc, r.startTime, r.phase, r.killReason = proc, started, PhaseRunning, ""
-	r.markReady(false, started)
+	r.markReady(ready, started)
 	if r.lastReason == ReasonUnschedulable {
 		r.lastReason = ""
 	}
-	s.lb.SetReady(r.name, false)
+	s.lb.SetReady(r.name, ready)
 	s.cpu.Forget(r.name)
 	s.eventLocked("Normal", reason, fmt.Sprintf("%s replica %s (pid %d, port %d)", verb, r.name, proc.Pid(), r.port))
 	pctx, cancel := context.WithCancel(s.ctx)
@@ -883,7 +899,7 @@ func (s *Service) Detach() []AdoptedReplica {
 	s.mu.Unlock()
 	s.cancel()
 	s.loops.Wait()
-	s.lb.Close()
+	s.lb.Detach()
 	return out
 }
 
@@ -939,9 +955,7 @@ func (s *Service) statusLocked() backend.Service {
 			t := r.startTime
 			rep.StartTime = &t
 		}
-		if e := s.lb.Get(r.name); e != nil {
-			rep.InFlight = e.InFlight()
-		}
+		rep.InFlight = s.lb.InFlight(r.name)
 		if r.ready {
 			st.ReadyReplicas++
 		}

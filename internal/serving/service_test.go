@@ -27,6 +27,13 @@ import (
 var replicaBin string
 
 func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "-lb" { // RemoteBalancer tests' process
+		if err := RunLB(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "serving-test")
 	if err != nil {
 		panic(err)
@@ -232,7 +239,7 @@ func TestServiceRestartsAKilledReplicaAndStopsRoutingToIt(t *testing.T) {
 	// Within one probe period (1 s) the load balancer no longer routes to it.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	for s.lb.Get(victim).Ready() {
+	for s.lb.(*LoadBalancer).Get(victim).Ready() {
 		select {
 		case <-ctx.Done():
 			t.Fatal("the load balancer still routes to the killed replica after one probe period")

@@ -42,7 +42,9 @@ func ServeLocal(ctx context.Context, home string, src backend.Backend, gpus func
 	if c, ok := src.(interface{ Collectors() []prometheus.Collector }); ok {
 		reg.MustRegister(c.Collectors()...)
 	}
-	s, err := New(Options{Source: src, Token: tok, Target: "local", Gatherer: reg})
+	// Load balancers run as processes of their own (serving.RunLB): their
+	// series are gathered from them at each scrape.
+	s, err := New(Options{Source: src, Token: tok, Target: "local", Gatherer: prometheus.Gatherers{reg, serving.RemoteLBGatherer()}})
 	if err != nil {
 		return "", err
 	}

@@ -38,6 +38,7 @@ func init() {
 		wait.NewCmd,
 		func(f *factory.Factory) *cobra.Command { return servercmd.NewCmd(f, Version) },
 		func(*factory.Factory) *cobra.Command { return servercmd.NewShimCmd() },
+		func(*factory.Factory) *cobra.Command { return servercmd.NewLBCmd() },
 		func(f *factory.Factory) *cobra.Command { return render.NewCmd(f, nil) },
 		lint.NewCmd,
 		func(f *factory.Factory) *cobra.Command { return diagnosecmd.NewCmd(f, nil) },

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/petrel-dev/petrel/internal/serving"
 	"log"
 	"os"
 	"strconv"
@@ -116,6 +117,20 @@ func limitsText(err error) string {
 		return "enforced with cgroups"
 	}
 	return "not enforced: " + err.Error()
+}
+
+// NewLBCmd returns the hidden `petrel lb DIR` mode: a service's load
+// balancer as its own process, outliving the server (see serving.RunLB).
+func NewLBCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "lb DIR",
+		Short:  "Serve one service's port (internal)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return serving.RunLB(args[0])
+		},
+	}
 }
 
 // NewShimCmd returns the hidden `petrel shim DIR` mode (see engine.RunShim).
