@@ -2,17 +2,12 @@ package serving
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -31,6 +26,10 @@ type Endpoint struct {
 	// samples accumulate in-flight counts for the concurrency metric.
 	sampleSum   atomic.Int64
 	sampleCount atomic.Int64
+	// idleConns are kept-alive connections to the replica (guarded by mu);
+	// removed: the endpoint is gone and keeps none.
+	idleConns []*replicaConn
+	removed   bool
 }
 
 // InFlight returns the number of requests the load balancer has sent to
@@ -57,7 +56,8 @@ func (e *Endpoint) done() {
 // retries a request that is not idempotent, retries GET and HEAD once on
 // another endpoint when the connection is refused, and answers 503 with a
 // JSON body when no endpoint is ready. It plays the part of a Kubernetes
-// Service plus its Endpoints.
+// Service plus its Endpoints. Its data path is forward.go's HTTP/1.1
+// forwarder.
 type LoadBalancer struct {
 	// Service names the service in error bodies.
 	Service string
@@ -65,19 +65,10 @@ type LoadBalancer struct {
 	endpoints atomic.Pointer[[]*Endpoint]
 	writeMu   sync.Mutex // serialises copy-on-write updates of endpoints
 	next      atomic.Uint64
-	proxy     *httputil.ReverseProxy
-	transport *http.Transport
-	server    *http.Server
 	listener  net.Listener
+	conns     sync.Map // client net.Conn → struct{}, closed by Close
+	closed    atomic.Bool
 	metrics   *lbMetrics
-}
-
-type lbKey struct{}
-
-type lbState struct {
-	ep      *Endpoint
-	retried bool
-	tried   []*Endpoint
 }
 
 // NewLoadBalancer returns a load balancer with no endpoints.
@@ -85,38 +76,8 @@ func NewLoadBalancer(service string) *LoadBalancer {
 	lb := &LoadBalancer{Service: service, metrics: newLBMetrics(service)}
 	empty := []*Endpoint{}
 	lb.endpoints.Store(&empty)
-	lb.transport = &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
-	lb.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			st := pr.In.Context().Value(lbKey{}).(*lbState)
-			// Like a Kubernetes Service (L4), no X-Forwarded-* headers are
-			// added; the Host header becomes the replica's address.
-			pr.SetURL(st.ep.URL)
-		},
-		Transport:    lb.transport,
-		BufferPool:   bufferPool{},
-		ErrorHandler: lb.proxyError,
-		// FlushInterval 0: ReverseProxy still flushes at once for streamed
-		// responses (text/event-stream, unknown length); others go out in
-		// one write.
-	}
 	return lb
 }
-
-type bufferPool struct{}
-
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
-
-func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 // Listen binds addr (e.g. "127.0.0.1:0" for an assigned port) and serves
 // until Close. It returns the bound address.
@@ -127,9 +88,26 @@ func (lb *LoadBalancer) Listen(addr string) (string, error) {
 	}
 	lb.listener = l
 	live.Store(lb, struct{}{})
-	lb.server = &http.Server{Handler: lb, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
-	go lb.server.Serve(l) //nolint:errcheck // returns ErrServerClosed on Close
+	go lb.accept(l)
 	return l.Addr().String(), nil
+}
+
+func (lb *LoadBalancer) accept(l net.Listener) {
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if lb.closed.Load() {
+				return
+			}
+			// EMFILE and the like: back off as net/http's Server does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		go lb.serveConn(c)
+	}
 }
 
 // URL returns the load balancer's base URL once Listen succeeded.
@@ -144,10 +122,17 @@ func (lb *LoadBalancer) URL() string {
 func (lb *LoadBalancer) Close() error {
 	var err error
 	live.Delete(lb)
-	if lb.server != nil {
-		err = lb.server.Close()
+	lb.closed.Store(true)
+	if lb.listener != nil {
+		err = lb.listener.Close()
 	}
-	lb.transport.CloseIdleConnections()
+	lb.conns.Range(func(k, _ any) bool {
+		k.(net.Conn).Close()
+		return true
+	})
+	for _, e := range lb.Endpoints() {
+		e.closeIdle(true)
+	}
 	return err
 }
 
@@ -173,7 +158,13 @@ func (lb *LoadBalancer) Remove(name string) {
 	lb.writeMu.Lock()
 	defer lb.writeMu.Unlock()
 	cur := *lb.endpoints.Load()
-	next := slices.DeleteFunc(slices.Clone(cur), func(e *Endpoint) bool { return e.Name == name })
+	next := slices.DeleteFunc(slices.Clone(cur), func(e *Endpoint) bool {
+		if e.Name == name {
+			e.closeIdle(true)
+			return true
+		}
+		return false
+	})
 	lb.endpoints.Store(&next)
 }
 
@@ -247,65 +238,6 @@ func (lb *LoadBalancer) pick(skip []*Endpoint) *Endpoint {
 		}
 	}
 	return best
-}
-
-// ServeHTTP implements http.Handler.
-func (lb *LoadBalancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &lbState{}
-	sw := &statusWriter{ResponseWriter: w}
-	start := time.Now()
-	lb.serve(sw, r.WithContext(context.WithValue(r.Context(), lbKey{}, st)), st)
-	lb.metrics.observe(sw.code, time.Since(start))
-}
-
-func (lb *LoadBalancer) serve(w http.ResponseWriter, r *http.Request, st *lbState) {
-	ep := lb.pick(st.tried)
-	if ep == nil {
-		lb.unavailable(w)
-		return
-	}
-	ep.inFlight.Add(1)
-	defer ep.done()
-	if ep.draining.Load() {
-		// Drain started between pick and the increment: Drain may have
-		// seen zero in flight, so this request must go elsewhere.
-		st.tried = append(st.tried, ep)
-		lb.serve(w, r, st)
-		return
-	}
-	st.ep = ep
-	st.tried = append(st.tried, ep)
-	lb.proxy.ServeHTTP(w, r)
-}
-
-// proxyError answers a failed proxy attempt: an idempotent request with no
-// body whose connection was refused is retried once on another endpoint;
-// anything else is a 502.
-func (lb *LoadBalancer) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	st := r.Context().Value(lbKey{}).(*lbState)
-	idempotent := (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0)
-	if idempotent && !st.retried && errors.Is(err, syscall.ECONNREFUSED) {
-		st.retried = true
-		lb.serve(w, r, st)
-		return
-	}
-	if errors.Is(err, context.Canceled) {
-		return // the client went away
-	}
-	writeJSONError(w, http.StatusBadGateway, fmt.Sprintf("replica %s of service %q failed: %v", st.ep.Name, lb.Service, err),
-		"retry the request; petrel describe service "+lb.Service+" shows the replica's restarts")
-}
-
-func (lb *LoadBalancer) unavailable(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", "1")
-	writeJSONError(w, http.StatusServiceUnavailable, fmt.Sprintf("no ready replica for service %q", lb.Service),
-		"wait for a replica to pass its readiness probe; petrel describe service "+lb.Service+" shows why none is ready")
-}
-
-func writeJSONError(w http.ResponseWriter, code int, msg, fix string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg, "fix": fix}) //nolint:errcheck
 }
 
 // SampleInFlight records each ready endpoint's current in-flight count

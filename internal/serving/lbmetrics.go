@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -82,34 +81,3 @@ func (lbCollector) Collect(ch chan<- prometheus.Metric) {
 		return true
 	})
 }
-
-// statusWriter remembers the status code of a response. Unwrap lets
-// http.ResponseController (used by ReverseProxy to flush and hijack) reach
-// the connection's writer.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 && code >= 200 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

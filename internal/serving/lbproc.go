@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -113,6 +114,14 @@ func RunLB(dir string) error {
 	}
 	if cfg.AwayAfter <= 0 {
 		cfg.AwayAfter = DefaultAwayAfter
+	}
+	// One thread runs the whole data path unless GOMAXPROCS says
+	// otherwise: a forwarder's work is mostly system calls, and with more
+	// threads the Go scheduler's wake-ups between them (futex) cost more
+	// CPU per request than they add throughput on a machine whose other
+	// cores run the replicas (bench/serving).
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
 	}
 	p := &lbProcess{cfg: cfg, lb: NewLoadBalancer(cfg.Service), probes: map[string]*selfProbe{}}
 	p.touch()
