@@ -343,7 +343,7 @@ def main():
     log(f"worker {rank}: done")
     if rank != 0:
         return 0
-    log(f"held-out accuracy: {test_acc:.4f} on {len(xte)} images with {world} workers ({time.time() - start:.1f}s)")
+    log(f"held-out accuracy: {test_acc:.4f} on {len(xte)} images with {world} worker{'s' if world > 1 else ''} ({time.time() - start:.1f}s)")
     log(f"test_accuracy={test_acc:.4f}")
     if args.model_dir:
         os.makedirs(args.model_dir, exist_ok=True)
