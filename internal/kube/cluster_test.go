@@ -668,3 +668,80 @@ spec:
 		t.Errorf("after delete the headless service is still there: %v", err)
 	}
 }
+
+// TestDigitsDDPExampleRunsAsAnIndexedJobOfThree applies
+// examples/digits-ddp/train.yaml as written but with numNodes 3: its
+// volumes (the data one seeded by an init container), the headless Service
+// and an Indexed Job whose three workers have the rendezvous environment
+// and the checkpoint volume; the Job controller completes it (kwok ends
+// every pod with exit 0: the Python does not run here, the e2e tests run
+// it for real). The server-side dry run of the example as written is in
+// TestServerSideDryRunAcceptsEveryRenderedObject.
+func TestDigitsDDPExampleRunsAsAnIndexedJobOfThree(t *testing.T) {
+	t.Parallel()
+	b, c, ns := testBackend(t, gpuCluster)
+	ctx := context.Background()
+	cs := c.Client(t)
+	docs := parse(t, "../../examples/digits-ddp/train.yaml")
+	var job *v1alpha1.TrainingJob
+	for _, d := range docs {
+		if j, ok := d.Object.(*v1alpha1.TrainingJob); ok {
+			job = j
+		}
+	}
+	if job == nil || job.Spec.Workers() != 2 {
+		t.Fatalf("examples/digits-ddp/train.yaml: want a TrainingJob of 2 workers, got %+v", job)
+	}
+	three := int32(3)
+	job.Spec.NumNodes = &three
+	provideVolumes(t, cs, ns, docs)
+	if _, err := b.Apply(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	j := waitFinished(t, b, "digits-ddp", 3*time.Minute)
+	if fc := j.FinalCondition(); j.Phase != backend.JobComplete || fc == nil || fc.Reason != backend.ReasonCompletionsReached {
+		t.Fatalf("digits-ddp: %s %+v, want Complete", j.Phase, fc)
+	}
+	kj, err := cs.BatchV1().Jobs(ns).Get(ctx, "digits-ddp", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kj.Spec.CompletionMode == nil || *kj.Spec.CompletionMode != batchv1.IndexedCompletion || *kj.Spec.Completions != 3 || *kj.Spec.Parallelism != 3 || kj.Status.Succeeded != 3 {
+		t.Errorf("job: completionMode %v completions %v parallelism %v succeeded %d; want Indexed, 3, 3, 3",
+			kj.Spec.CompletionMode, kj.Spec.Completions, kj.Spec.Parallelism, kj.Status.Succeeded)
+	}
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: SelectorString(KindJob, "digits-ddp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	indices := map[string]bool{}
+	for _, p := range pods.Items {
+		idx := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+		indices[idx] = true
+		if p.Status.Phase != corev1.PodSucceeded || p.Spec.Hostname != "digits-ddp-"+idx || p.Spec.Subdomain != "digits-ddp" {
+			t.Errorf("pod %s: phase %s hostname %q subdomain %q", p.Name, p.Status.Phase, p.Spec.Hostname, p.Spec.Subdomain)
+		}
+		env := map[string]string{}
+		for _, e := range p.Spec.Containers[0].Env {
+			env[e.Name] = e.Value
+		}
+		if env["MASTER_ADDR"] != "digits-ddp-0.digits-ddp" || env["MASTER_PORT"] != "29500" || env["WORLD_SIZE"] != "3" || env["PETREL_CHECKPOINT_DIR"] != "/ckpt" || env["DATA_DIR"] != "/data" {
+			t.Errorf("pod %s: env %v", p.Name, env)
+		}
+		claims := map[string]bool{}
+		for _, v := range p.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				claims[v.PersistentVolumeClaim.ClaimName] = true
+			}
+		}
+		if !claims["digits-ddp-data"] || !claims["digits-ddp-ckpt"] {
+			t.Errorf("pod %s mounts claims %v, want digits-ddp-data and digits-ddp-ckpt", p.Name, claims)
+		}
+	}
+	if len(indices) != 3 || !indices["0"] || !indices["1"] || !indices["2"] {
+		t.Errorf("completion indices %v, want 0, 1 and 2", indices)
+	}
+	if svc, err := cs.CoreV1().Services(ns).Get(ctx, "digits-ddp", metav1.GetOptions{}); err != nil || svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("headless service: %v %+v", err, svc)
+	}
+}

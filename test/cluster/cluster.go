@@ -69,6 +69,11 @@ const (
 	// AnnotationSimDuration is how long a pod's containers run before they
 	// exit, as a Go duration ("1500ms", "5s"); the default is 1s.
 	AnnotationSimDuration = "petrel.dev/sim-duration"
+	// AnnotationSimIndex limits the annotations above to the pod whose
+	// completion index (batch.kubernetes.io/job-completion-index, a worker
+	// of an Indexed Job) is this value; the job's other pods run until
+	// deleted, as the other workers of a gang wait in a collective.
+	AnnotationSimIndex = "petrel.dev/sim-index"
 )
 
 // GPUResource is the extended resource name fake GPU nodes advertise, as the

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,19 @@ type scenario struct {
 	// gpuBusy makes the job's GPU unavailable on both targets: locally one
 	// fake GPU held by another job, on the cluster no GPU node at all.
 	gpuBusy bool
+	// workers is numNodes for a gang row (0: one worker). A gang is
+	// compared per worker, not per attempt or pod: locally an attempt of
+	// the gang is one attempt whose Workers are its processes, on
+	// Kubernetes every worker is a pod of the Indexed Job. So a gang row's
+	// attempts lists each worker, in worker order, as "wN Reason/exitCode"
+	// when it ended by itself, or "wN stopped" when it was stopped because
+	// another worker failed: locally the gang sends it SIGTERM, on
+	// Kubernetes the Job controller deletes its pod (FailJob); that is the
+	// same outcome reached differently, so the table does not compare how
+	// they ended. Gang rows have one attempt of the gang on both targets
+	// (a local gang retry is a new attempt, a Kubernetes one is a new pod
+	// per index: not comparable, by design; see the README).
+	workers int
 }
 
 var scenarios = []scenario{
@@ -86,6 +100,28 @@ var scenarios = []scenario{
 		attempts: nil,
 		gpuBusy:  true,
 	},
+	{
+		// A gang of 3 that succeeds: every worker sees its own rank.
+		name:  "gang-succeeds",
+		spec:  "  command: [sh, -c, 'echo \"rank $RANK of $WORLD_SIZE\"; [ \"$RANK\" = \"$JOB_COMPLETION_INDEX\" ]']\n  numNodes: 3\n",
+		phase: backend.JobComplete, reason: backend.ReasonCompletionsReached,
+		attempts: []string{"w0 Completed/0", "w1 Completed/0", "w2 Completed/0"},
+		workers:  3,
+	},
+	{
+		// Worker 1 of 3 fails while the others wait (in a collective, as
+		// it were); the fail-fast rule fails the job at once, not after
+		// backoffLimit retries, and the others are stopped. On the cluster
+		// only index 1 exits (petrel.dev/sim-index); the others run until
+		// the Job controller deletes them.
+		name:        "gang-worker-fails-fast",
+		annotations: `{petrel.dev/sim-exit-code: "3", petrel.dev/sim-index: "1"}`,
+		spec: "  command: [sh, -c, 'if [ \"$RANK\" = 1 ]; then sleep 1; exit 3; fi; exec sleep 60']\n  numNodes: 3\n  backoffLimit: 2\n" +
+			"  podFailurePolicy:\n    rules:\n    - {action: FailJob, onExitCodes: {operator: NotIn, values: [0]}}\n",
+		phase: backend.JobFailed, reason: backend.ReasonPodFailurePolicy,
+		attempts: []string{"w0 stopped", "w1 Error/3", "w2 stopped"},
+		workers:  3,
+	},
 }
 
 func (s scenario) yaml() string {
@@ -101,6 +137,9 @@ func outcome(j *backend.Job) (phase backend.JobPhase, reason string, attempts []
 	if c := j.FinalCondition(); c != nil {
 		reason = c.Reason
 	}
+	if j.Spec.Workers() > 1 {
+		return j.Phase, reason, workerOutcomes(j)
+	}
 	for _, a := range j.Attempts {
 		if a.Phase == backend.PodPending && a.ExitCode == nil {
 			continue // a pod that never ran (Kubernetes keeps it until deleted)
@@ -112,6 +151,56 @@ func outcome(j *backend.Job) (phase backend.JobPhase, reason string, attempts []
 		attempts = append(attempts, a.Reason+"/"+code)
 	}
 	return j.Phase, reason, attempts
+}
+
+// workerOutcomes is a gang's outcome per worker (see scenario.workers).
+// Locally each attempt lists its workers; on Kubernetes every pod is a
+// worker, its index the one in its name (an Indexed Job names its pods
+// JOB-INDEX-xxxxx), and a worker whose pod was deleted (gone, or still
+// Terminating) was stopped.
+func workerOutcomes(j *backend.Job) []string {
+	var out []string
+	end := func(w int, reason string, code *int32) string {
+		c := "?"
+		if code != nil {
+			c = fmt.Sprint(*code)
+		}
+		return fmt.Sprintf("w%d %s/%s", w, reason, c)
+	}
+	if len(j.Attempts) > 0 && len(j.Attempts[0].Workers) > 0 { // the local engine
+		for _, a := range j.Attempts {
+			for _, w := range a.Workers {
+				if a.FailedWorker != nil && *a.FailedWorker != w.Index && w.Reason != backend.ReasonCompleted {
+					out = append(out, fmt.Sprintf("w%d stopped", w.Index))
+					continue
+				}
+				out = append(out, end(w.Index, w.Reason, w.ExitCode))
+			}
+		}
+		return out
+	}
+	byWorker := map[int][]string{}
+	for _, a := range j.Attempts { // Kubernetes: one pod per worker and try
+		idx, _, _ := strings.Cut(strings.TrimPrefix(a.Name, j.Name+"-"), "-")
+		w, err := strconv.Atoi(idx)
+		if err != nil {
+			return append(out, "pod "+a.Name+" has no worker index in its name")
+		}
+		if a.Reason == "Terminating" && a.ExitCode == nil {
+			continue
+		}
+		if a.Phase == backend.PodPending && a.ExitCode == nil {
+			continue // a pod that never ran
+		}
+		byWorker[w] = append(byWorker[w], end(w, a.Reason, a.ExitCode))
+	}
+	for w := 0; w < int(j.Spec.Workers()); w++ {
+		if len(byWorker[w]) == 0 {
+			out = append(out, fmt.Sprintf("w%d stopped", w))
+		}
+		out = append(out, byWorker[w]...)
+	}
+	return out
 }
 
 // runScenario applies the scenario on b and waits for its final state.
@@ -190,6 +279,7 @@ func TestLocalAndKubernetesAgree(t *testing.T) {
 				phase, reason, attempts := outcome(j)
 				got := fmt.Sprintf("%s %s %v", phase, reason, attempts)
 				want := fmt.Sprintf("%s %s %v", s.phase, s.reason, s.attempts)
+				t.Logf("%s: %s", tg.name, got)
 				if got != want {
 					t.Errorf("%s: got %s, want %s", tg.name, got, want)
 				}
