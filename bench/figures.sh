@@ -32,6 +32,10 @@ run train go test -run '^$' -bench TrainTrue -benchtime 30x ./test/e2e/
 run engine go test -run '^$' -bench EngineTrue -benchtime 30x ./internal/engine/
 # The local load balancer against direct requests (README "Load balancer overhead").
 run serving go test -run '^$' -bench LoadBalancerOverhead -benchtime 8000x ./internal/serving/
+# `petrel lb` (its own process, as the engine runs it) against haproxy
+# (Debian's package; skipped without it) and direct (README "Load balancer
+# overhead").
+run balancers go test -run '^$' -bench Balancers -benchtime 1x ./bench/serving/
 # diagnose over 1,000 and 5,000 pods.
 run diagnose go test -run '^$' -bench Analyze ./internal/diagnose/
 # Process start and the server's idle memory.

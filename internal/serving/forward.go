@@ -296,11 +296,17 @@ func (lb *LoadBalancer) serveConn(c net.Conn) {
 		bw.Reset(nil)
 		bufWriters.Put(bw)
 	}()
+	var deadline time.Time
 	for {
-		// One read deadline per request covers the wait for it and its
-		// head (clientIdleTimeout); it is lifted only for bodies streamed
-		// to the replica and for tunnels, which may take longer.
-		c.SetReadDeadline(time.Now().Add(clientIdleTimeout)) //nolint:errcheck
+		// A read deadline covers the wait for the next request and its
+		// head (clientIdleTimeout, renewed at most once a second: moving a
+		// runtime timer per request costs more than the request's
+		// parsing); it is lifted for bodies streamed to the replica and
+		// for tunnels, which may take longer.
+		if now := time.Now(); deadline.Sub(now) < clientIdleTimeout-time.Second {
+			deadline = now.Add(clientIdleTimeout)
+			c.SetReadDeadline(deadline) //nolint:errcheck
+		}
 		req, err := readHead(br, true)
 		if err != nil {
 			if errors.Is(err, errHeadTooBig) {
@@ -311,7 +317,8 @@ func (lb *LoadBalancer) serveConn(c net.Conn) {
 			return
 		}
 		if req.chunked || req.contentLength > replayBody || req.expect100 || req.upgrade {
-			c.SetReadDeadline(time.Time{}) //nolint:errcheck
+			deadline = time.Time{}
+			c.SetReadDeadline(deadline) //nolint:errcheck
 		}
 		if !lb.forward(c, br, bw, req) || req.close {
 			return
