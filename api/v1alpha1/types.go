@@ -7,6 +7,7 @@
 package v1alpha1
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -322,6 +323,48 @@ func (s *TrainingJobSpec) ProcsPerWorker() int32 {
 		return 1
 	}
 	return *s.NumProcPerNode
+}
+
+// RendezvousVar is one variable of a worker's rendezvous environment.
+type RendezvousVar struct {
+	Name  string
+	Value string
+	// WorkerIndex: the value is the worker's index (its node rank), which
+	// the local engine writes as a number and a Kubernetes pod reads from
+	// its completion-index annotation.
+	WorkerIndex bool
+}
+
+// RendezvousEnv is the environment every worker of a distributed job gets,
+// with the same names and meanings on both targets, so `torchrun train.py`
+// needs no flags: torchrun's flag defaults as Kubeflow Trainer sets them
+// (PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK, PET_MASTER_ADDR,
+// PET_MASTER_PORT; torchrun reads PET_<FLAG> for each flag), and for
+// programs that do their own rendezvous MASTER_ADDR, MASTER_PORT,
+// WORLD_SIZE (workers × processes per worker), NODE_RANK, and RANK with one
+// process per worker (torchrun sets RANK per process otherwise).
+// JOB_COMPLETION_INDEX is not here: on Kubernetes the Job controller sets
+// it, and the local engine sets it as it does. masterAddr is where worker 0
+// listens: 127.0.0.1 locally, JOB-0.JOB (its pod in the headless Service)
+// on Kubernetes.
+func (s *TrainingJobSpec) RendezvousEnv(masterAddr string, masterPort int) []RendezvousVar {
+	n, procs := s.Workers(), s.ProcsPerWorker()
+	port := strconv.Itoa(masterPort)
+	env := []RendezvousVar{
+		{Name: "PET_NNODES", Value: strconv.Itoa(int(n))},
+		{Name: "PET_NPROC_PER_NODE", Value: strconv.Itoa(int(procs))},
+		{Name: "PET_NODE_RANK", WorkerIndex: true},
+		{Name: "PET_MASTER_ADDR", Value: masterAddr},
+		{Name: "PET_MASTER_PORT", Value: port},
+		{Name: "MASTER_ADDR", Value: masterAddr},
+		{Name: "MASTER_PORT", Value: port},
+		{Name: "WORLD_SIZE", Value: strconv.Itoa(int(n * procs))},
+		{Name: "NODE_RANK", WorkerIndex: true},
+	}
+	if procs == 1 {
+		env = append(env, RendezvousVar{Name: "RANK", WorkerIndex: true})
+	}
+	return env
 }
 
 // Distributed reports whether the job runs as a gang of workers with

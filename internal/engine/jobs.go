@@ -486,31 +486,18 @@ func (e *Engine) podSpec(r *jobRecord, a *backend.Attempt, w int, gpus []int) no
 	return node.PodSpec{Name: name, Template: &r.Spec.PodTemplate, BaseDir: r.Dir, ShellEnv: r.ShellEnv, Vars: vars, GPUs: gpus}
 }
 
-// distributedEnv is worker w's rendezvous environment, the same names and
-// meanings as on Kubernetes (internal/kube's distribute, as Kubeflow
-// Trainer sets torchrun's PET_* flags' defaults): PET_NNODES,
-// PET_NPROC_PER_NODE, PET_NODE_RANK, PET_MASTER_ADDR, PET_MASTER_PORT,
-// MASTER_ADDR, MASTER_PORT, WORLD_SIZE (workers × processes), NODE_RANK,
-// RANK (one process per worker only: torchrun sets it per process
-// otherwise) and JOB_COMPLETION_INDEX (as the Job controller of an
-// Indexed Job). Locally worker 0 is 127.0.0.1 at a port free when the
-// attempt started.
+// distributedEnv is worker w's rendezvous environment
+// (v1alpha1.RendezvousEnv, the same as on Kubernetes) plus
+// JOB_COMPLETION_INDEX, as the Job controller sets it for an Indexed Job.
+// Locally worker 0 is 127.0.0.1 at a port free when the attempt started.
 func distributedEnv(s *v1alpha1.TrainingJobSpec, w, port int) [][2]string {
-	n, procs := s.Workers(), s.ProcsPerWorker()
-	rank, p := strconv.Itoa(w), strconv.Itoa(port)
-	vars := [][2]string{
-		{"PET_NNODES", strconv.Itoa(int(n))},
-		{"PET_NPROC_PER_NODE", strconv.Itoa(int(procs))},
-		{"PET_NODE_RANK", rank},
-		{"PET_MASTER_ADDR", "127.0.0.1"},
-		{"PET_MASTER_PORT", p},
-		{"MASTER_ADDR", "127.0.0.1"},
-		{"MASTER_PORT", p},
-		{"WORLD_SIZE", strconv.Itoa(int(n * procs))},
-		{"NODE_RANK", rank},
-	}
-	if procs == 1 {
-		vars = append(vars, [2]string{"RANK", rank})
+	rank := strconv.Itoa(w)
+	var vars [][2]string
+	for _, v := range s.RendezvousEnv("127.0.0.1", port) {
+		if v.WorkerIndex {
+			v.Value = rank
+		}
+		vars = append(vars, [2]string{v.Name, v.Value})
 	}
 	return append(vars, [2]string{"JOB_COMPLETION_INDEX", rank})
 }

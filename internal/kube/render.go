@@ -450,28 +450,21 @@ func (r *renderer) trainingJob(d *spec.Document, j *v1alpha1.TrainingJob) {
 func (r *renderer) distribute(job *batchv1.Job, j *v1alpha1.TrainingJob) {
 	s := &j.Spec
 	name := j.Metadata.Name
-	n, procs := s.Workers(), s.ProcsPerWorker()
+	n := s.Workers()
 	indexed := batchv1.IndexedCompletion
 	job.Spec.CompletionMode = &indexed
 	job.Spec.Completions, job.Spec.Parallelism = &n, &n
 	ps := &job.Spec.Template.Spec
 	ps.Subdomain = name
 	master := fmt.Sprintf("%s-0.%s", name, name)
-	port := fmt.Sprint(v1alpha1.DefaultMasterPort)
 	rank := &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + batchv1.JobCompletionIndexAnnotation + "']"}}
-	env := []corev1.EnvVar{
-		{Name: "PET_NNODES", Value: fmt.Sprint(n)},
-		{Name: "PET_NPROC_PER_NODE", Value: fmt.Sprint(procs)},
-		{Name: "PET_NODE_RANK", ValueFrom: rank},
-		{Name: "PET_MASTER_ADDR", Value: master},
-		{Name: "PET_MASTER_PORT", Value: port},
-		{Name: "MASTER_ADDR", Value: master},
-		{Name: "MASTER_PORT", Value: port},
-		{Name: "WORLD_SIZE", Value: fmt.Sprint(n * procs)},
-		{Name: "NODE_RANK", ValueFrom: rank},
-	}
-	if procs == 1 {
-		env = append(env, corev1.EnvVar{Name: "RANK", ValueFrom: rank})
+	var env []corev1.EnvVar
+	for _, v := range s.RendezvousEnv(master, v1alpha1.DefaultMasterPort) {
+		if v.WorkerIndex {
+			env = append(env, corev1.EnvVar{Name: v.Name, ValueFrom: rank})
+		} else {
+			env = append(env, corev1.EnvVar{Name: v.Name, Value: v.Value})
+		}
 	}
 	c := &ps.Containers[0]
 	c.Env = append(env, c.Env...)
@@ -506,7 +499,7 @@ func (r *renderer) distribute(job *batchv1.Job, j *v1alpha1.TrainingJob) {
 			}},
 		},
 	})
-	r.note("TrainingJob %s runs %d workers as an Indexed Job: worker 0 is %s:%s; the first worker to fail fails the Job (a plain Job cannot restart the whole gang); an evicted or preempted worker (DisruptionTarget) is ignored and the Job controller re-creates only that index, not the gang.", name, n, master, port)
+	r.note("TrainingJob %s runs %d workers as an Indexed Job: worker 0 is %s:%d; the first worker to fail fails the Job (a plain Job cannot restart the whole gang); an evicted or preempted worker (DisruptionTarget) is ignored and the Job controller re-creates only that index, not the gang.", name, n, master, v1alpha1.DefaultMasterPort)
 }
 
 // hasDisruptionRule reports whether the spec's podFailurePolicy already has

@@ -205,7 +205,7 @@ func TestForwarderTunnelsUpgradedConnections(t *testing.T) {
 		}
 		defer c.Close()
 		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n") //nolint:errcheck
-		io.Copy(c, brw)                                                                                     //nolint:errcheck
+		io.Copy(c, brw)                                                                                       //nolint:errcheck
 	}))
 	c, err := net.Dial("tcp", strings.TrimPrefix(lb.URL(), "http://"))
 	if err != nil {
