@@ -76,6 +76,10 @@ func installRun(opts *InstallOptions) error {
 
 // unitText is the systemd user unit for a petrel server on home. Arguments
 // are quoted as systemd's ExecStart syntax reads them (systemd.service(5)).
+// KillMode=process, as containerd.service has it: stopping or restarting
+// the unit signals the server only, so the shims, their workloads and the
+// services' load balancers in the same cgroup keep running for the next
+// server to adopt (the default, control-group, would kill them all).
 func unitText(bin, home string) string {
 	return fmt.Sprintf(`[Unit]
 Description=petrel local engine (PETREL_HOME=%s)
@@ -84,6 +88,7 @@ Description=petrel local engine (PETREL_HOME=%s)
 ExecStart=%s server --home %s
 Restart=on-failure
 RestartSec=2
+KillMode=process
 
 [Install]
 WantedBy=default.target

@@ -32,6 +32,7 @@ func TestInstallWritesUserUnitUnderHome(t *testing.T) {
 	for _, want := range []string{
 		"ExecStart=/opt/petrel/bin/petrel server --home \"" + petrelHome + "\"\n",
 		"Restart=on-failure\n",
+		"KillMode=process\n", // workloads and load balancers outlive a restart
 		"WantedBy=default.target\n",
 	} {
 		if !strings.Contains(unit, want) {
