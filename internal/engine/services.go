@@ -434,6 +434,15 @@ func (r *shimRunner) setShellEnv(env map[string]string) {
 	r.shellEnv = env
 }
 
+// Forget implements serving.Forgetter: a replica stopped on purpose
+// leaves no directory, so the next server does not restart it as one that
+// died while it was away (adoptReplicas).
+func (r *shimRunner) Forget(rs serving.ReplicaSpec) {
+	if rs.LogPath != "" {
+		_ = os.RemoveAll(filepath.Dir(rs.LogPath))
+	}
+}
+
 // Start implements serving.Runner.
 func (r *shimRunner) Start(_ context.Context, rs serving.ReplicaSpec) (serving.Proc, error) {
 	if rs.LogPath == "" {
@@ -590,12 +599,26 @@ func (e *Engine) adoptReplicas(dir string) []serving.AdoptedReplica {
 			continue
 		}
 		if pidsErr == nil {
-			node.ReapLost(rdir)
+			if _, err := os.Stat(filepath.Join(rdir, node.StatusFile)); err != nil {
+				node.ReapLost(rdir)
+			}
 			if node.Alive(p.ShimPid, p.ShimStartTicks) {
 				_ = syscall.Kill(p.ShimPid, syscall.SIGKILL)
 			}
 		}
-		_ = os.RemoveAll(rdir)
+		if infoErr != nil {
+			_ = os.RemoveAll(rdir) // not a replica this engine can name
+			continue
+		}
+		// The replica ended while no server ran. It is handed over as a
+		// process that has already exited, so the controller does what it
+		// does for any exit: the same name, RESTARTS + 1, the exit code and
+		// reason recorded (status.json, or 128/Error when the shim died
+		// too), a BackOff event, its log kept, a restart after the
+		// back-off — as a kubelet restart finds a container that exited.
+		proc := newShimProc(rdir, p.ShimPid)
+		proc.finish()
+		out = append(out, serving.AdoptedReplica{Index: info.Index, Generation: info.Generation, Port: info.Port, Proc: proc, StartTime: p.Started})
 	}
 	return out
 }

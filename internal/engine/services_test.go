@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -429,4 +430,75 @@ func TestServiceReplicasRunWithTheSubmittingShellsPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitService(t, e, "venv-svc", 30*time.Second, "the replica started from the virtualenv's PATH is ready", func(s backend.Service) bool { return s.ReadyReplicas == 1 })
+}
+
+// A replica that dies while no server runs is found by the next one as a
+// replica that exited: the same name, RESTARTS 1, a BackOff event, its log
+// kept, started again — not dropped and replaced by a new name. A replica
+// scaled away before the restart is not brought back.
+func TestReplicaThatDiedWhileTheServerWasDownIsRestartedUnderItsName(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is needed")
+	}
+	home := t.TempDir()
+	cfg := Config{Home: home, GPUs: FakeGPUs(0), ShimArgv: []string{os.Args[0], "-shim"}, Logf: t.Logf}
+	e1, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := inferenceService("web", v1alpha1.InferenceServiceSpec{
+		PodTemplate: v1alpha1.PodTemplate{
+			Command:                       []string{"sh", "-c", "echo serving; exec python3 -m http.server $(PORT) --bind 127.0.0.1"},
+			TerminationGracePeriodSeconds: ptr(int64(1)),
+		},
+		Port: 8080, Replicas: ptr(int32(3)),
+		ReadinessProbe: &v1alpha1.Probe{HTTPGet: v1alpha1.HTTPGetAction{Path: "/"}, PeriodSeconds: 1},
+	})
+	if _, err := e1.Apply(context.Background(), docsOf(t.TempDir(), svc)); err != nil {
+		t.Fatal(err)
+	}
+	waitService(t, e1, "web", 60*time.Second, "3 ready", func(s backend.Service) bool { return s.ReadyReplicas == 3 })
+	if err := e1.Scale(context.Background(), "web", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitService(t, e1, "web", 60*time.Second, "scaled to 2", func(s backend.Service) bool { return len(s.Replicas) == 2 && s.ReadyReplicas == 2 })
+	e1.Close()
+	// web-0 dies while no server runs.
+	var p ShimPids
+	if err := node.ReadJSON(filepath.Join(e1.serviceDir("web"), "replicas", "web-0", node.PidsFile), &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(-p.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for node.Alive(p.Pid, p.StartTicks) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	e2 := restarted(t, e1, cfg, "web")
+	s := waitService(t, e2, "web", 60*time.Second, "web-0 restarted and ready", func(s backend.Service) bool {
+		for _, r := range s.Replicas {
+			if r.Name == "web-0" && r.Restarts == 1 && r.Ready {
+				return s.ReadyReplicas == 2
+			}
+		}
+		return false
+	})
+	names := []string{}
+	for _, r := range s.Replicas {
+		names = append(names, r.Name)
+	}
+	if len(names) != 2 || names[0] != "web-0" || names[1] != "web-1" {
+		t.Errorf("replicas %v after the restart, want web-0 and web-1 (web-2 was scaled away)", names)
+	}
+	found := false
+	for _, ev := range s.Events {
+		found = found || ev.Reason == "BackOff" && strings.Contains(ev.Message, "web-0 exited")
+	}
+	if !found {
+		t.Errorf("no BackOff event for web-0 in %+v", s.Events)
+	}
+	log, err := os.ReadFile(filepath.Join(e2.serviceDir("web"), "replicas", "web-0", "output.log"))
+	if err != nil || strings.Count(string(log), "serving") < 2 {
+		t.Errorf("web-0's log %q (%v), want the first run's line kept and the restart's added", log, err)
+	}
 }

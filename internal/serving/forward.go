@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -35,9 +36,17 @@ const (
 	// clientIdleTimeout bounds the wait for a request's head on a
 	// kept-alive client connection, and the reading of a small body.
 	clientIdleTimeout = 120 * time.Second
-	// replicaIdleTimeout: a replica connection idle longer is not reused
-	// (servers close idle keep-alive connections, uvicorn after 5 s).
-	replicaIdleTimeout = 30 * time.Second
+	// replicaIdleTimeout: a replica connection idle longer is not reused.
+	// Servers close idle keep-alive connections (gunicorn after 2 s,
+	// uvicorn and Node after 5 s); under load a connection is reused
+	// within milliseconds, so a short limit costs a connect only to a
+	// service that is nearly idle anyway.
+	replicaIdleTimeout = time.Second
+	// expectContinueTimeout is how long a body announced with Expect:
+	// 100-continue waits for the replica's 100 before it is sent anyway,
+	// as curl and Go's Transport do (a replica that never sends 100, e.g.
+	// an HTTP/1.0 server, would otherwise wait for ever).
+	expectContinueTimeout = time.Second
 	// maxIdlePerReplica bounds the kept-alive connections per replica.
 	maxIdlePerReplica = 256
 	// replayBody: request bodies up to this size are read before they
@@ -46,6 +55,13 @@ const (
 	replayBody  = 64 << 10
 	dialTimeout = 5 * time.Second
 )
+
+// readError is an error reading the side a copy reads from: for a request
+// body, the client (its framing, or it went away), not the replica.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
 
 var (
 	errBadHead     = errors.New("malformed HTTP head")
@@ -117,8 +133,8 @@ func readHead(br *bufio.Reader, isRequest bool) (*head, error) {
 			return nil, errBadHead
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil, errBadHead
+		if colon <= 0 || !isToken(line[:colon]) {
+			return nil, errBadHead // RFC 9112 §5.1: no space before the colon
 		}
 		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
 		switch {
@@ -149,8 +165,8 @@ func readHead(br *bufio.Reader, isRequest bool) (*head, error) {
 			h.expect100 = asciiEqualFold(value, "100-continue")
 		}
 	}
-	if h.chunked && h.contentLength >= 0 {
-		return nil, errBadHead
+	if h.chunked && (h.contentLength >= 0 || h.http10 && isRequest) {
+		return nil, errBadHead // RFC 9112 §6.1: chunked is HTTP/1.1 only
 	}
 	if h.http10 && !keepAlive {
 		h.close = true
@@ -166,6 +182,14 @@ func (h *head) parseStartLine(line []byte, isRequest bool) error {
 			return errBadHead
 		}
 		h.method = string(line[:sp1])
+		if !isToken(line[:sp1]) {
+			return errBadHead
+		}
+		for _, c := range line[sp1+1 : sp2] {
+			if c <= ' ' || c == 0x7f {
+				return errBadHead // a control byte or space in the target
+			}
+		}
 		switch string(line[sp2+1:]) {
 		case "HTTP/1.1":
 		case "HTTP/1.0":
@@ -185,6 +209,22 @@ func (h *head) parseStartLine(line []byte, isRequest bool) error {
 	}
 	h.code = code
 	return nil
+}
+
+// isToken reports whether b is an RFC 9110 token (a method or a field name).
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func asciiEqualFold(b []byte, s string) bool {
@@ -352,9 +392,9 @@ func (lb *LoadBalancer) forward(c net.Conn, cbr *bufio.Reader, cbw *bufio.Writer
 			return false
 		}
 	}
-	idempotent := (req.method == http.MethodGet || req.method == http.MethodHead) && !hasBody
+	streamed := hasBody && body == nil
 	var tried []*Endpoint
-	retried, fresh := false, false
+	fresh := false
 	var ep *Endpoint
 	for {
 		if ep == nil || !fresh {
@@ -377,15 +417,22 @@ func (lb *LoadBalancer) forward(c net.Conn, cbr *bufio.Reader, cbw *bufio.Writer
 		var rc *replicaConn
 		var reused bool
 		var err error
-		if fresh {
+		if fresh || streamed {
+			// A streamed body cannot be sent twice, so it never risks a
+			// kept-alive connection the replica may be closing at this
+			// moment: a new connection costs little next to the body.
 			rc, err = ep.dial()
 		} else {
 			rc, reused, err = ep.conn()
 		}
 		if err != nil {
 			ep.done()
-			if idempotent && !retried && errors.Is(err, syscall.ECONNREFUSED) {
-				retried, fresh = true, false
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				// Nothing reached the replica: any request, whatever its
+				// method, can go to another one, and this one is passed
+				// over for refusedBackoff.
+				ep.refusedAt.Store(time.Now().UnixNano())
+				ep, fresh = nil, false
 				continue
 			}
 			code = http.StatusBadGateway
@@ -402,6 +449,16 @@ func (lb *LoadBalancer) forward(c net.Conn, cbr *bufio.Reader, cbw *bufio.Writer
 			continue
 		}
 		ep.done()
+		var re *readError
+		if err != nil && code == 0 && errors.As(err, &re) {
+			// The client's body was malformed or cut short: its fault, not
+			// the replica's.
+			code = http.StatusBadRequest
+			if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, os.ErrDeadlineExceeded) {
+				lb.reply(cbw, http.Header{"Connection": {"close"}}, http.StatusBadRequest, "malformed request body: "+err.Error(), "send a body that matches its Content-Length or chunked framing")
+			}
+			return false
+		}
 		if err != nil && code == 0 {
 			code = http.StatusBadGateway
 			return lb.replicaFailed(cbw, ep, err, false)
@@ -431,14 +488,39 @@ func (lb *LoadBalancer) exchange(c net.Conn, cbr *bufio.Reader, cbw *bufio.Write
 	if body != nil {
 		rc.bw.Write(body) //nolint:errcheck
 	}
+	clientWait := func() { c.SetReadDeadline(time.Now().Add(clientIdleTimeout)) } //nolint:errcheck
+	sent100 := false
 	if req.expect100 && streamed {
 		// Send the head alone and let the replica answer 100 Continue
-		// (or refuse) before the client's body is read.
+		// (or refuse) before the client's body is read; a replica silent
+		// for expectContinueTimeout gets the body anyway.
 		if err := rc.bw.Flush(); err != nil {
 			return fail(err)
 		}
+		rc.c.SetReadDeadline(time.Now().Add(expectContinueTimeout)) //nolint:errcheck
+		_, perr := rc.br.Peek(1)
+		rc.c.SetReadDeadline(time.Time{}) //nolint:errcheck
+		if perr != nil && !errors.Is(perr, os.ErrDeadlineExceeded) {
+			return fail(perr)
+		}
+		if perr != nil {
+			// A proxy may send 100 itself to start a body its next hop
+			// will not ask for (RFC 9110 §10.1.1); the client may be
+			// waiting for one longer than we do.
+			cbw.WriteString("HTTP/1.1 100 Continue\r\n\r\n") //nolint:errcheck
+			if err := cbw.Flush(); err != nil {
+				rc.close()
+				return 0, false, &readError{err}
+			}
+			sent100 = true
+			if err := copyRequestBody(rc.bw, cbr, req, clientWait); err != nil {
+				rc.close()
+				return 0, false, err
+			}
+			bodyDone = true
+		}
 	} else if streamed {
-		if err := copyRequestBody(rc.bw, cbr, req); err != nil {
+		if err := copyRequestBody(rc.bw, cbr, req, clientWait); err != nil {
 			rc.close()
 			return 0, false, err
 		}
@@ -454,13 +536,16 @@ func (lb *LoadBalancer) exchange(c net.Conn, cbr *bufio.Reader, cbw *bufio.Write
 		}
 		code = resp.code
 		if resp.code >= 100 && resp.code < 200 && resp.code != http.StatusSwitchingProtocols {
+			if resp.code == http.StatusContinue && sent100 {
+				continue // the client has had its 100 from us
+			}
 			cbw.Write(resp.raw) //nolint:errcheck
 			if err := cbw.Flush(); err != nil {
 				rc.close()
 				return code, false, err
 			}
 			if resp.code == http.StatusContinue && !bodyDone {
-				if err := copyRequestBody(rc.bw, cbr, req); err != nil {
+				if err := copyRequestBody(rc.bw, cbr, req, clientWait); err != nil {
 					rc.close()
 					return code, false, err
 				}
@@ -486,14 +571,14 @@ func (lb *LoadBalancer) exchange(c net.Conn, cbr *bufio.Reader, cbw *bufio.Write
 		case noBody:
 			err = nil
 		case resp.chunked:
-			err = copyChunked(cbw, rc.br)
+			err = copyChunked(cbw, rc.br, nil)
 		case resp.contentLength >= 0:
 			// A body of known length goes out as the buffer fills, not
 			// each time the replica pauses: its client cannot use part of
 			// it, and a head sent alone costs a packet and a system call.
-			err = copyN(cbw, rc.br, resp.contentLength, false)
+			err = copyN(cbw, rc.br, resp.contentLength, false, nil)
 		default: // the body ends when the replica closes the connection
-			err = copyN(cbw, rc.br, -1, true)
+			err = copyN(cbw, rc.br, -1, true, nil)
 			resp.close = true
 		}
 		if err == nil {
@@ -522,26 +607,35 @@ func isStale(err error) bool {
 }
 
 // copyRequestBody streams the client's body (Content-Length or chunked)
-// to the replica.
-func copyRequestBody(dst *bufio.Writer, src *bufio.Reader, req *head) error {
+// to the replica; wait renews the client's read deadline before each
+// read that may block, so a stalled upload ends after clientIdleTimeout
+// without progress.
+func copyRequestBody(dst *bufio.Writer, src *bufio.Reader, req *head, wait func()) error {
 	if req.chunked {
-		return copyChunked(dst, src)
+		return copyChunked(dst, src, wait)
 	}
-	return copyN(dst, src, req.contentLength, false)
+	return copyN(dst, src, req.contentLength, false, wait)
 }
 
 // copyN copies n bytes (n < 0: until EOF) from src to dst. With stream,
 // dst is flushed whenever src has nothing buffered, so a streamed body
 // (server-sent events, tokens) reaches the client as the replica writes
 // it; without, dst is flushed only when full.
-func copyN(dst *bufio.Writer, src *bufio.Reader, n int64, stream bool) error {
+// Errors reading src are *readError. wait, when set, is called before a
+// read that may block.
+func copyN(dst *bufio.Writer, src *bufio.Reader, n int64, stream bool, wait func()) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	for n != 0 {
-		if stream && src.Buffered() == 0 {
-			if err := dst.Flush(); err != nil {
-				return err
+		if src.Buffered() == 0 {
+			if stream {
+				if err := dst.Flush(); err != nil {
+					return err
+				}
+			}
+			if wait != nil {
+				wait()
 			}
 		}
 		p := buf
@@ -562,9 +656,9 @@ func copyN(dst *bufio.Writer, src *bufio.Reader, n int64, stream bool) error {
 		}
 		if err != nil {
 			if err == io.EOF {
-				return io.ErrUnexpectedEOF
+				err = io.ErrUnexpectedEOF
 			}
-			return err
+			return &readError{err}
 		}
 	}
 	return nil
@@ -572,27 +666,30 @@ func copyN(dst *bufio.Writer, src *bufio.Reader, n int64, stream bool) error {
 
 // copyChunked copies one chunked body, framing and trailers included,
 // unchanged.
-func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
+func copyChunked(dst *bufio.Writer, src *bufio.Reader, wait func()) error {
 	for {
 		if src.Buffered() == 0 {
 			if err := dst.Flush(); err != nil {
 				return err
 			}
+			if wait != nil {
+				wait()
+			}
 		}
 		line, err := readLine(src)
 		if err != nil {
-			return err
+			return &readError{err}
 		}
 		size, err := chunkSize(line)
 		if err != nil {
-			return err
+			return &readError{err}
 		}
 		dst.Write(line) //nolint:errcheck
 		if size == 0 {
 			for { // trailer fields, then the final CRLF
 				l, err := readLine(src)
 				if err != nil {
-					return err
+					return &readError{err}
 				}
 				dst.Write(l) //nolint:errcheck
 				if len(l) == 2 {
@@ -600,7 +697,7 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
 				}
 			}
 		}
-		if err := copyN(dst, src, size+2, true); err != nil {
+		if err := copyN(dst, src, size+2, true, wait); err != nil {
 			return err
 		}
 	}

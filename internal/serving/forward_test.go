@@ -86,6 +86,57 @@ func TestForwarderCarriesRequestBodies(t *testing.T) {
 	}
 }
 
+// A replica that never answers Expect: 100-continue (an HTTP/1.0 server)
+// still gets the body: after a second the load balancer sends the client
+// a 100 itself, though the client would wait ten minutes for one.
+func TestForwarderStartsABodyTheReplicaDoesNotAskFor(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				n, _ := io.Copy(io.Discard, req.Body) // never sends 100 Continue
+				fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%d", len(fmt.Sprint(n)), n)
+			}()
+		}
+	}()
+	lb := NewLoadBalancer("fwd")
+	if _, err := lb.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lb.Close() })
+	u, _ := url.Parse("http://" + l.Addr().String())
+	lb.Add("r", u)
+	lb.SetReady("r", true)
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Minute}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	body := bytes.Repeat([]byte("z"), 300<<10)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, lb.URL()+"/", bytes.NewReader(body))
+	req.Header.Set("Expect", "100-continue")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != fmt.Sprint(len(body)) {
+		t.Fatalf("%d %q, want 200 %d", resp.StatusCode, got, len(body))
+	}
+}
+
 // A streamed response (server-sent events, tokens) reaches the client as
 // the replica writes it, not when it ends.
 func TestForwarderStreamsResponses(t *testing.T) {
@@ -173,25 +224,31 @@ func TestForwarderResendsARequestThatMetAClosedReplicaConnection(t *testing.T) {
 			c.Close()
 		}
 	}))
-	for i := range 10 {
+	large := strings.Repeat("x", 200<<10) // streamed, not kept for a resend
+	for i := range 16 {
 		var resp *http.Response
 		var err error
-		if i%2 == 0 {
+		want := "ok"
+		switch i % 4 {
+		case 0:
 			resp, err = http.Get(lb.URL() + "/")
-		} else {
+		case 1:
 			resp, err = http.Post(lb.URL()+"/", "text/plain", strings.NewReader(fmt.Sprint(i)))
+			want += fmt.Sprint(i)
+		case 2:
+			resp, err = http.Post(lb.URL()+"/", "text/plain", strings.NewReader(large))
+			want += large
+		case 3: // chunked
+			resp, err = http.Post(lb.URL()+"/", "text/plain", io.MultiReader(strings.NewReader(large)))
+			want += large
 		}
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		want := "ok"
-		if i%2 == 1 {
-			want += fmt.Sprint(i)
-		}
 		if resp.StatusCode != 200 || string(b) != want {
-			t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, b, want)
+			t.Fatalf("request %d: %d %.80q, want 200 %.80q", i, resp.StatusCode, b, want)
 		}
 	}
 }
@@ -237,6 +294,12 @@ func TestForwarderRefusesAmbiguousFraming(t *testing.T) {
 		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
 		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\n folded: header\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nabcde",
+		"GET /a\x00b HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		// A malformed chunk in the client's body is the client's error
+		// too, not the replica's (no 502).
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
 	} {
 		c, err := net.Dial("tcp", strings.TrimPrefix(lb.URL(), "http://"))
 		if err != nil {
@@ -250,6 +313,6 @@ func TestForwarderRefusesAmbiguousFraming(t *testing.T) {
 		}
 	}
 	if n := hits.Load(); n != 0 {
-		t.Errorf("%d malformed requests reached the replica", n)
+		t.Errorf("%d malformed requests reached a replica handler", n)
 	}
 }

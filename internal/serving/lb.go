@@ -30,6 +30,21 @@ type Endpoint struct {
 	// removed: the endpoint is gone and keeps none.
 	idleConns []*replicaConn
 	removed   bool
+	// refusedAt is when a connection to the replica was last refused
+	// (unix nanoseconds): it gets no request for refusedBackoff after,
+	// whatever its readiness says (passive health checking, as Envoy's
+	// outlier detection), so a dead replica no probe has caught yet does
+	// not draw the traffic its empty in-flight count invites.
+	refusedAt atomic.Int64
+}
+
+// refusedBackoff is how long an endpoint that refused a connection is
+// passed over.
+const refusedBackoff = time.Second
+
+func (e *Endpoint) refusedRecently(now int64) bool {
+	t := e.refusedAt.Load()
+	return t != 0 && now-t < int64(refusedBackoff)
 }
 
 // InFlight returns the number of requests the load balancer has sent to
@@ -52,10 +67,12 @@ func (e *Endpoint) done() {
 
 // LoadBalancer is a reverse proxy on a local address that sends each
 // request to the ready endpoint with the fewest outstanding requests (ties
-// broken round-robin). It keeps connections to endpoints alive, never
-// retries a request that is not idempotent, retries GET and HEAD once on
-// another endpoint when the connection is refused, and answers 503 with a
-// JSON body when no endpoint is ready. It plays the part of a Kubernetes
+// broken round-robin). It keeps connections to endpoints alive; a request
+// whose connection is refused goes to another endpoint (nothing of it
+// reached the replica, so whatever its method) and the refusing endpoint
+// is passed over for a second; no request that reached a replica is sent
+// again, except one that met a kept-alive connection the replica had
+// closed. It answers 503 with a JSON body when no endpoint is ready. It plays the part of a Kubernetes
 // Service plus its Endpoints. Its data path is forward.go's HTTP/1.1
 // forwarder.
 type LoadBalancer struct {
@@ -226,11 +243,12 @@ func (lb *LoadBalancer) pick(skip []*Endpoint) *Endpoint {
 		return nil
 	}
 	start := int(lb.next.Add(1) % uint64(n))
+	now := time.Now().UnixNano()
 	var best *Endpoint
 	var bestLoad int64
 	for i := 0; i < n; i++ {
 		e := eps[(start+i)%n]
-		if !e.Ready() || slices.Contains(skip, e) {
+		if !e.Ready() || slices.Contains(skip, e) || e.refusedRecently(now) {
 			continue
 		}
 		if l := e.inFlight.Load(); best == nil || l < bestLoad {

@@ -164,9 +164,12 @@ wait:
 			}
 		}
 	}
+	// The port first: once the control socket stops answering, the
+	// controller's Close returns and the port must be free.
+	err = p.lb.Close()
 	ctrl.Close()
 	_ = os.Remove(sock)
-	return p.lb.Close()
+	return err
 }
 
 func (p *lbProcess) touch() { p.lastContact.Store(time.Now().UnixNano()) }

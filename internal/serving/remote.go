@@ -207,6 +207,10 @@ func (rb *RemoteBalancer) loop() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	failures := 0
+	// A process that cannot start (its port taken by another program) is
+	// tried again after 1 s, doubling to 30 s, and said once per try.
+	var nextLaunch time.Time
+	delay := time.Second
 	for {
 		select {
 		case <-rb.stop:
@@ -221,12 +225,14 @@ func (rb *RemoteBalancer) loop() {
 		}
 		if err != nil {
 			failures++
-			if failures >= 2 {
+			if failures >= 2 && !time.Now().Before(nextLaunch) {
 				rb.cfg.Logf("service %s: load balancer does not answer (%v); starting it again on %s", rb.cfg.Service, err, rb.addr)
 				if _, lerr := rb.launch(rb.addr); lerr != nil {
-					rb.cfg.Logf("service %s: %v", rb.cfg.Service, lerr)
+					rb.cfg.Logf("service %s: %v; trying again in %s", rb.cfg.Service, lerr, delay)
+					nextLaunch = time.Now().Add(delay)
+					delay = min(2*delay, 30*time.Second)
 				} else {
-					failures = 0
+					failures, delay = 0, time.Second
 					rb.pushLocked()
 				}
 			}

@@ -61,6 +61,14 @@ type Proc interface {
 	Signal(sig syscall.Signal) error
 }
 
+// Forgetter is a Runner that keeps state per replica (the local engine's
+// replica directories): Forget is called once a replica the controller
+// stopped on purpose (scale-down, rollout, delete) has exited, so a later
+// controller does not take it for one that died and restart it.
+type Forgetter interface {
+	Forget(rs ReplicaSpec)
+}
+
 // ErrUnschedulable is wrapped by a Runner's Start error when the replica
 // cannot be placed now, e.g. not enough free GPUs: the replica stays
 // Pending without a restart back-off (a pod the scheduler cannot place is

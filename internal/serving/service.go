@@ -835,6 +835,9 @@ func (s *Service) terminateLocked(r *replica, why string) {
 			<-proc.Wait()
 		}
 		s.lb.Remove(r.name)
+		if f, ok := s.runner.(Forgetter); ok {
+			f.Forget(r.spec)
+		}
 		s.mu.Lock()
 		if r.stopProbes != nil {
 			r.stopProbes()
