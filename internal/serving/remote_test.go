@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -150,5 +151,34 @@ func TestRemoteBalancerRestartsAKilledProcess(t *testing.T) {
 	rep2, err := rb.state(time.Second)
 	if err != nil || rep2.Pid == rep.Pid || rep2.Addr != rep.Addr {
 		t.Fatalf("after the kill: pid %d (was %d), addr %s (was %s), err %v; want a new process on the same address", rep2.Pid, rep.Pid, rep2.Addr, rep.Addr, err)
+	}
+}
+
+// The load-balancer process runs with the server's environment plus
+// lbSchedtrace in GODEBUG (keeping what the user set there), so the
+// runtime's sysmon does not park between bursts of requests.
+func TestLoadBalancerProcessKeepsGODEBUGAndAddsSchedtrace(t *testing.T) {
+	t.Setenv("GODEBUG", "madvdontneed=1")
+	rb := openRemote(t, filepath.Join(t.TempDir(), "lb"), "127.0.0.1:0")
+	defer rb.Close() //nolint:errcheck
+	rep, err := rb.state(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(rep.Pid), "environ"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if strings.HasPrefix(kv, "GODEBUG=") {
+			got = append(got, kv)
+		}
+	}
+	if want := "GODEBUG=madvdontneed=1," + lbSchedtrace; len(got) != 1 || got[0] != want {
+		t.Errorf("load balancer's GODEBUG = %q, want [%q]", got, want)
+	}
+	if e := lbEnv([]string{"GODEBUG=schedtrace=5"}); e[0] != "GODEBUG=schedtrace=5" {
+		t.Errorf("a schedtrace the user set was replaced: %q", e)
 	}
 }
