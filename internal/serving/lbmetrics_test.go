@@ -41,7 +41,16 @@ petrel_lb_inflight_requests{replica="a",service="test"} 1
 # TYPE petrel_lb_requests_total counter
 petrel_lb_requests_total{code="200",service="test"} 5
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), MetricLBInFlight, MetricLBRequests); err != nil {
+	// The balancer counts a request once its response is on the way to
+	// the client, so the last GET can return a moment before its count
+	// and in-flight decrement land: wait for them, with a deadline.
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err = testutil.GatherAndCompare(reg, strings.NewReader(want), MetricLBInFlight, MetricLBRequests); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(LBCollector(), MetricLBDuration); n != 1 {

@@ -59,6 +59,20 @@ type RemoteBalancer struct {
 	stop     chan struct{}
 	done     chan struct{}
 	ended    bool
+	// record receives the process's outages as events of the service
+	// (typ, reason, message); nil: only Logf hears of them.
+	record func(typ, reason, msg string)
+}
+
+// SetEventRecorder makes the balancer report its process's outages (a
+// process that stopped answering and was started again, or could not be
+// started) as events of the service, so `petrel describe service` shows
+// them. The Service that owns the balancer sets it; record is called
+// without the balancer's lock held.
+func (rb *RemoteBalancer) SetEventRecorder(record func(typ, reason, msg string)) {
+	rb.mu.Lock()
+	rb.record = record
+	rb.mu.Unlock()
 }
 
 var _ Balancer = (*RemoteBalancer)(nil)
@@ -259,18 +273,25 @@ func (rb *RemoteBalancer) loop() {
 		}
 		if err != nil {
 			failures++
+			var typ, reason, msg string
 			if failures >= 2 && !time.Now().Before(nextLaunch) {
 				rb.cfg.Logf("service %s: load balancer does not answer (%v); starting it again on %s", rb.cfg.Service, err, rb.addr)
 				if _, lerr := rb.launch(rb.addr); lerr != nil {
 					rb.cfg.Logf("service %s: %v; trying again in %s", rb.cfg.Service, lerr, delay)
+					typ, reason, msg = "Warning", "LoadBalancerFailed", fmt.Sprintf("%v; trying again in %s", lerr, delay)
 					nextLaunch = time.Now().Add(delay)
 					delay = min(2*delay, 30*time.Second)
 				} else {
 					failures, delay = 0, time.Second
 					rb.pushLocked()
+					typ, reason, msg = "Warning", "LoadBalancerRestarted", fmt.Sprintf("the load balancer process did not answer (%v); started again on %s", err, rb.addr)
 				}
 			}
+			record := rb.record
 			rb.mu.Unlock()
+			if record != nil && reason != "" {
+				record(typ, reason, msg)
+			}
 			continue
 		}
 		failures = 0

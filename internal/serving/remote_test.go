@@ -131,6 +131,8 @@ func TestRemoteBalancerRestartsAKilledProcess(t *testing.T) {
 	u, _ := url.Parse(a.URL)
 	rb.AddEndpoint("a", u, probeOf(a))
 	rb.SetReady("a", true)
+	events := make(chan string, 10)
+	rb.SetEventRecorder(func(typ, reason, msg string) { events <- typ + " " + reason + ": " + msg })
 	rep, err := rb.state(time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +153,14 @@ func TestRemoteBalancerRestartsAKilledProcess(t *testing.T) {
 	rep2, err := rb.state(time.Second)
 	if err != nil || rep2.Pid == rep.Pid || rep2.Addr != rep.Addr {
 		t.Fatalf("after the kill: pid %d (was %d), addr %s (was %s), err %v; want a new process on the same address", rep2.Pid, rep.Pid, rep2.Addr, rep.Addr, err)
+	}
+	select {
+	case ev := <-events:
+		if !strings.HasPrefix(ev, "Warning LoadBalancerRestarted: ") || !strings.Contains(ev, rep.Addr) {
+			t.Errorf("event %q, want a LoadBalancerRestarted warning naming %s", ev, rep.Addr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the restart was not recorded as an event")
 	}
 }
 

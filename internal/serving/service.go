@@ -225,6 +225,11 @@ func NewService(cfg Config) (*Service, error) {
 		keep = append(keep, r.name)
 	}
 	s.lb.Retain(keep) // replicas that died while no controller ran
+	if es, ok := s.lb.(interface {
+		SetEventRecorder(func(typ, reason, msg string))
+	}); ok {
+		es.SetEventRecorder(s.recordEvent)
+	}
 	// An autoscaled service goes on with the count its replicas show, as
 	// a Deployment's spec.replicas outlives the HPA controller's restart;
 	// the autoscaler then decides from there with its usual windows.
@@ -396,6 +401,14 @@ func (s *Service) reportLoop() {
 			s.cfg.OnChange(s.Status())
 		}
 	}
+}
+
+// recordEvent records an event from outside the service's lock (its load
+// balancer's outages).
+func (s *Service) recordEvent(typ, reason, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.eventLocked(typ, reason, msg)
 }
 
 func (s *Service) eventLocked(typ, reason, msg string) {

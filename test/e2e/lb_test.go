@@ -192,4 +192,14 @@ func TestServiceURLAnswersWhileTheServerIsKilled(t *testing.T) {
 	if got := lbPid(e.home, "echo"); got == 0 || got == lb {
 		t.Errorf("load balancer pid %d, want a new process", got)
 	}
+	// The outage is an event of the service, not only a line in server.log.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r := e.petrel("describe", "service", "echo")
+		if strings.Contains(r.stdout, "LoadBalancerRestarted") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("describe service echo does not show the load balancer's restart:\n%s%s", r.stdout, r.stderr)
+		}
+	}
 }
