@@ -13,6 +13,7 @@ Metrics are printed by rank 0 as `epoch=N loss=X accuracy=Y samples_per_sec=Z`.
 import argparse
 import csv
 import os
+import random
 import time
 
 import torch
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 
-def load(path):
+def load(path, seed):
     xs, ys = [], []
     with open(path) as f:
         for row in csv.reader(f):
@@ -31,9 +32,13 @@ def load(path):
                 continue  # a header
             xs.append([float(v) / 16.0 for v in row[:-1]])
             ys.append(int(row[-1]))
+    # The same split as examples/digits: a seeded shuffle, 20 % held out.
+    idx = list(range(len(ys)))
+    random.Random(seed).shuffle(idx)
+    cut = int(len(idx) * 0.8)
     x, y = torch.tensor(xs), torch.tensor(ys)
-    n = int(len(y) * 0.8)  # the same split as examples/digits
-    return TensorDataset(x[:n], y[:n]), TensorDataset(x[n:], y[n:])
+    tr, te = torch.tensor(idx[:cut]), torch.tensor(idx[cut:])
+    return TensorDataset(x[tr], y[tr]), TensorDataset(x[te], y[te])
 
 
 def main():
@@ -41,6 +46,7 @@ def main():
     p.add_argument("--data", required=True)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=42)
     p.add_argument("--epoch-sleep", type=float, default=0.0, help="seconds to sleep per epoch (to have time to preempt in a demo)")
     a = p.parse_args()
 
@@ -52,10 +58,10 @@ def main():
     if cuda:
         torch.cuda.set_device(dev)
 
-    train, test = load(a.data)
-    sampler = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=0)
+    train, test = load(a.data, a.seed)
+    sampler = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=a.seed)
     loader = DataLoader(train, batch_size=a.batch_size, sampler=sampler)
-    torch.manual_seed(0)
+    torch.manual_seed(a.seed)
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)).to(dev)
     ddp = DDP(model, device_ids=[local] if cuda else None)
     opt = torch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
