@@ -47,7 +47,7 @@ run() {
 	echo "== $name: $2 worker(s), $3 GPU(s) per worker, $4 epochs" >&2
 	PETREL_HOME=$home "$petrel" train -f "$f" 2>&1 | stamp | tee "$log" | while read -r t line; do
 		if [ -n "${6:-}" ] && [[ $line == *"[worker 0] epoch=$6 "* ]]; then
-			echo "$(python3 -c 'import time; print(f"{time.time():.3f}")') PREEMPT" >>"$log.preempt"
+			echo "$(date +%s.%3N) PREEMPT" >>"$log.preempt"
 			PETREL_HOME=$home "$petrel" preempt job pytorch-ddp >&2
 		fi
 	done

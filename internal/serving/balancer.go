@@ -6,6 +6,14 @@ import (
 	"slices"
 )
 
+// EventSource is a Balancer with events of its own to report, such as a
+// RemoteBalancer's process outages: NewService gives it the service's
+// event recorder, so they show in `petrel describe service`. record is
+// called without the balancer's locks held.
+type EventSource interface {
+	SetEventRecorder(record func(typ, reason, msg string))
+}
+
 // Balancer is what a Service controller drives to route its traffic: the
 // set of endpoints (replicas), each ready or not, draining on scale-down.
 // It plays the part of a Kubernetes Service's EndpointSlices as kube-proxy

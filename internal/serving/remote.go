@@ -75,7 +75,10 @@ func (rb *RemoteBalancer) SetEventRecorder(record func(typ, reason, msg string))
 	rb.mu.Unlock()
 }
 
-var _ Balancer = (*RemoteBalancer)(nil)
+var (
+	_ Balancer    = (*RemoteBalancer)(nil)
+	_ EventSource = (*RemoteBalancer)(nil)
+)
 
 // remotes are the attached RemoteBalancers, for RemoteLBGatherer.
 var remotes sync.Map // *RemoteBalancer → struct{}
@@ -273,24 +276,24 @@ func (rb *RemoteBalancer) loop() {
 		}
 		if err != nil {
 			failures++
-			var typ, reason, msg string
+			var reason, msg string // an outage worth an event (always a Warning)
 			if failures >= 2 && !time.Now().Before(nextLaunch) {
 				rb.cfg.Logf("service %s: load balancer does not answer (%v); starting it again on %s", rb.cfg.Service, err, rb.addr)
 				if _, lerr := rb.launch(rb.addr); lerr != nil {
 					rb.cfg.Logf("service %s: %v; trying again in %s", rb.cfg.Service, lerr, delay)
-					typ, reason, msg = "Warning", "LoadBalancerFailed", fmt.Sprintf("%v; trying again in %s", lerr, delay)
+					reason, msg = "LoadBalancerFailed", fmt.Sprintf("%v; trying again in %s", lerr, delay)
 					nextLaunch = time.Now().Add(delay)
 					delay = min(2*delay, 30*time.Second)
 				} else {
 					failures, delay = 0, time.Second
 					rb.pushLocked()
-					typ, reason, msg = "Warning", "LoadBalancerRestarted", fmt.Sprintf("the load balancer process did not answer (%v); started again on %s", err, rb.addr)
+					reason, msg = "LoadBalancerRestarted", fmt.Sprintf("the load balancer process did not answer (%v); started again on %s", err, rb.addr)
 				}
 			}
 			record := rb.record
 			rb.mu.Unlock()
 			if record != nil && reason != "" {
-				record(typ, reason, msg)
+				record("Warning", reason, msg)
 			}
 			continue
 		}

@@ -225,9 +225,7 @@ func NewService(cfg Config) (*Service, error) {
 		keep = append(keep, r.name)
 	}
 	s.lb.Retain(keep) // replicas that died while no controller ran
-	if es, ok := s.lb.(interface {
-		SetEventRecorder(func(typ, reason, msg string))
-	}); ok {
+	if es, ok := s.lb.(EventSource); ok {
 		es.SetEventRecorder(s.recordEvent)
 	}
 	// An autoscaled service goes on with the count its replicas show, as
