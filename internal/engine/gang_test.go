@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -164,10 +165,31 @@ while [ "$i" -lt 12 ]; do i=$((i+1)); sleep 0.25
 		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		return n >= 3
 	})
+	// No reader sees the preempted attempt failed before the Job
+	// controller's decision on it (train prints it as it first sees it):
+	// a reader polls as fast as the engine's lock lets it.
+	var undecided atomic.Bool
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			j, err := e.GetJob(context.Background(), "pre")
+			if err != nil || j.Finished() || len(j.Attempts) > 1 {
+				return
+			}
+			if a := j.Attempts[0]; a.Phase == backend.PodFailed && !a.Ignored {
+				undecided.Store(true)
+			}
+		}
+	}()
 	if err := e.Preempt(context.Background(), "pre"); err != nil {
 		t.Fatal(err)
 	}
 	got := waitJob(t, e, "pre", 60*time.Second, finished)
+	<-polled
+	if undecided.Load() {
+		t.Error("a reader saw attempt 0 Failed before podFailurePolicy marked it Ignored")
+	}
 	if got.Phase != backend.JobComplete || len(got.Attempts) != 2 || got.Failed != 0 {
 		t.Fatalf("phase %s failed %d attempts %+v; want Complete after 2 attempts, none counted", got.Phase, got.Failed, got.Attempts)
 	}

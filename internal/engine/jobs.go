@@ -184,6 +184,11 @@ func (e *Engine) applyJob(ctx context.Context, j *v1alpha1.TrainingJob, dir stri
 func (e *Engine) reconcileJob(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.syncJobLocked(name)
+}
+
+// syncJobLocked is reconcileJob's sync with e.mu held.
+func (e *Engine) syncJobLocked(name string) {
 	now := e.cfg.Clock.Now()
 	r, ok := e.jobs[name]
 	if !ok {
@@ -558,7 +563,13 @@ func (e *Engine) workerExited(ra *runningAttempt, w int) {
 	} else {
 		gangOutcome(a, ra)
 	}
-	e.afterAttempt(r, a)
+	if err := e.store.putAttempt(e.ctx, r.Name, a); err != nil {
+		e.cfg.Logf("persist attempt: %v", err)
+	}
+	// The Job controller decides on the ended attempt in this critical
+	// section, so no reader sees it failed without that decision (Ignored
+	// by podFailurePolicy or counted against backoffLimit).
+	e.syncJobLocked(r.Name)
 	e.requeueGPUWaiters()
 }
 
@@ -696,14 +707,14 @@ func (e *Engine) workerOutcome(r *jobRecord, ra *runningAttempt, wp *workerProc,
 	return out
 }
 
-// afterAttempt records a finished attempt and asks for a sync of its
-// job, which applies podFailurePolicy, backoffLimit and the back-off.
-// Caller holds e.mu.
+// afterAttempt records an attempt that could not start and asks for
+// another sync of its job, which applies podFailurePolicy, backoffLimit
+// and the back-off; the sync that started it persists the job and wakes
+// watchers. Caller holds e.mu, inside a sync.
 func (e *Engine) afterAttempt(r *jobRecord, a *backend.Attempt) {
 	if err := e.store.putAttempt(e.ctx, r.Name, a); err != nil {
 		e.cfg.Logf("persist attempt: %v", err)
 	}
-	e.persist(r)
 	e.enqueue(r.Name)
 }
 
