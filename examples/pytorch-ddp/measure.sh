@@ -8,7 +8,8 @@
 #
 #   examples/pytorch-ddp/measure.sh [path/to/petrel]
 #
-# Needs python3 with torch and torchrun on PATH.
+# Needs torchrun on PATH whose Python has torch (torchrun starts the workers
+# with its own interpreter), and python3 for the timestamps and the summary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 petrel=${1:-petrel}
